@@ -1,0 +1,268 @@
+// Thin client for the Mailstead HTTP API (/api/v1). Keeps the CSRF token in memory only.
+
+export type Role = 'admin' | 'manager' | 'sales' | 'marketing' | 'viewer';
+export const ROLES: Role[] = ['admin', 'manager', 'sales', 'marketing', 'viewer'];
+
+export interface User {
+  id: number;
+  email: string;
+  role: Role;
+  created_at?: string;
+}
+
+export interface Session {
+  user: User;
+  csrf_token: string;
+}
+
+export type MembershipStatus = 'confirmed' | 'unconfirmed' | 'unsubscribed';
+
+export interface Membership {
+  list_id: number;
+  status: MembershipStatus;
+}
+
+export interface Consent {
+  purpose: string;
+  source: string;
+  at: string;
+  ip: string | null;
+}
+
+export interface Contact {
+  id: number;
+  email: string;
+  first_name: string;
+  last_name: string;
+  company: string;
+  phone: string;
+  tags: string[];
+  attributes: Record<string, string>;
+  lists: Membership[];
+  consents: Consent[];
+  owner_id: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ContactInput {
+  email?: string;
+  first_name?: string;
+  last_name?: string;
+  company?: string;
+  phone?: string;
+  tags?: string[];
+  attributes?: Record<string, string>;
+  lists?: number[];
+}
+
+export interface Page<T> {
+  items: T[];
+  next_cursor?: string | null;
+  total?: number | null;
+}
+
+export interface MailList {
+  id: number;
+  name: string;
+  description: string;
+  opt_in: 'single' | 'double';
+  member_count: number;
+  created_at: string;
+}
+
+export interface ImportError {
+  line: number;
+  message: string;
+}
+
+export interface ImportJob {
+  id: number;
+  status: 'running' | 'done' | 'failed';
+  processed: number;
+  created: number;
+  updated: number;
+  skipped: number;
+  errors: ImportError[];
+  created_at: string;
+  finished_at: string | null;
+}
+
+export interface ApiToken {
+  id: number;
+  name: string;
+  user_id: number;
+  created_at: string;
+  last_used_at: string | null;
+  revoked: boolean;
+}
+
+export interface NewToken {
+  id: number;
+  name: string;
+  token: string;
+}
+
+/** Error returned by the API (or synthesised for network failures). */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly field?: string;
+  constructor(status: number, code: string, message: string, field?: string) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.field = field || undefined;
+  }
+}
+
+let csrfToken = '';
+let unauthorizedHandler: (() => void) | null = null;
+
+export function setCsrfToken(token: string): void {
+  csrfToken = token;
+}
+
+/** Called whenever an authenticated request comes back 401 (session expired/logged out). */
+export function onUnauthorized(handler: (() => void) | null): void {
+  unauthorizedHandler = handler;
+}
+
+interface RequestOptions {
+  body?: unknown;
+  /** Raw body (e.g. a CSV file); sent as-is with the given content type. */
+  raw?: BodyInit;
+  contentType?: string;
+  signal?: AbortSignal;
+  /** Do not trigger the global "show login" handler on 401. */
+  quiet401?: boolean;
+}
+
+async function readError(res: Response): Promise<ApiError> {
+  let code = 'http_' + res.status;
+  let message = res.statusText || `Request failed (${res.status})`;
+  let field: string | undefined;
+  try {
+    const text = await res.text();
+    if (text) {
+      try {
+        const data = JSON.parse(text);
+        const err = data && typeof data === 'object' ? data.error : undefined;
+        if (err && typeof err === 'object') {
+          if (typeof err.code === 'string') code = err.code;
+          if (typeof err.message === 'string' && err.message) message = err.message;
+          if (typeof err.field === 'string' && err.field) field = err.field;
+        } else if (typeof err === 'string') {
+          message = err;
+        }
+      } catch {
+        if (text.length < 300) message = text;
+      }
+    }
+  } catch {
+    /* ignore body read errors */
+  }
+  if (res.status === 429 && code === 'http_429') code = 'rate_limited';
+  return new ApiError(res.status, code, message, field);
+}
+
+export async function request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  let body: BodyInit | undefined;
+  if (opts.raw !== undefined) {
+    body = opts.raw;
+    if (opts.contentType) headers['Content-Type'] = opts.contentType;
+  } else if (opts.body !== undefined) {
+    body = JSON.stringify(opts.body);
+    headers['Content-Type'] = 'application/json';
+  }
+  if (method !== 'GET' && method !== 'HEAD' && csrfToken) {
+    headers['X-CSRF-Token'] = csrfToken;
+  }
+  let res: Response;
+  try {
+    res = await fetch(path, { method, headers, body, credentials: 'same-origin', signal: opts.signal });
+  } catch (e) {
+    if (e instanceof DOMException && e.name === 'AbortError') throw e;
+    throw new ApiError(0, 'network_error', 'Could not reach the server. Check your connection and try again.');
+  }
+  if (!res.ok) {
+    const err = await readError(res);
+    if (res.status === 401 && !opts.quiet401 && unauthorizedHandler) unauthorizedHandler();
+    throw err;
+  }
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  if (!text) return undefined as T;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new ApiError(res.status, 'bad_response', 'The server sent an unreadable response.');
+  }
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  // session
+  getSession: () => request<Session>('GET', '/api/v1/session', { quiet401: true }),
+  login: (email: string, password: string) =>
+    request<Session>('POST', '/api/v1/session', { body: { email, password }, quiet401: true }),
+  logout: () => request<void>('DELETE', '/api/v1/session', { quiet401: true }),
+
+  // contacts
+  searchContacts: (q: string, cursor: string | null, limit: number, signal?: AbortSignal) => {
+    const params = new URLSearchParams();
+    if (q) params.set('q', q);
+    params.set('limit', String(limit));
+    if (cursor) params.set('cursor', cursor);
+    return request<Page<Contact>>('GET', `/api/v1/contacts?${params}`, { signal });
+  },
+  getContact: (id: number | string) => request<Contact>('GET', `/api/v1/contacts/${enc(String(id))}`),
+  createContact: (input: ContactInput) => request<Contact>('POST', '/api/v1/contacts', { body: input }),
+  updateContact: (id: number, patch: ContactInput) =>
+    request<Contact>('PATCH', `/api/v1/contacts/${id}`, { body: patch }),
+  deleteContact: (id: number) => request<void>('DELETE', `/api/v1/contacts/${id}`),
+
+  // lists
+  getLists: () => request<{ items: MailList[] }>('GET', '/api/v1/lists'),
+  createList: (input: { name: string; description?: string; opt_in?: 'single' | 'double' }) =>
+    request<MailList>('POST', '/api/v1/lists', { body: input }),
+  updateList: (id: number, patch: { name?: string; description?: string; opt_in?: 'single' | 'double' }) =>
+    request<MailList>('PATCH', `/api/v1/lists/${id}`, { body: patch }),
+  deleteList: (id: number) => request<void>('DELETE', `/api/v1/lists/${id}`),
+
+  // imports
+  startImport: (csv: Blob, listId: number | null, mode: 'upsert' | 'create') => {
+    const params = new URLSearchParams();
+    if (listId !== null) params.set('list', String(listId));
+    params.set('mode', mode);
+    return request<{ id: number }>('POST', `/api/v1/imports?${params}`, { raw: csv, contentType: 'text/csv' });
+  },
+  getImport: (id: number) => request<ImportJob>('GET', `/api/v1/imports/${id}`),
+  getImports: () => request<{ items: ImportJob[] }>('GET', '/api/v1/imports'),
+
+  // users
+  getUsers: () => request<{ items: User[] }>('GET', '/api/v1/users'),
+  createUser: (input: { email: string; role: Role; password: string }) =>
+    request<User>('POST', '/api/v1/users', { body: input }),
+  updateUser: (id: number, patch: { role?: Role; password?: string }) =>
+    request<User>('PATCH', `/api/v1/users/${id}`, { body: patch }),
+  deleteUser: (id: number) => request<void>('DELETE', `/api/v1/users/${id}`),
+
+  // tokens
+  getTokens: () => request<{ items: ApiToken[] }>('GET', '/api/v1/tokens'),
+  createToken: (name: string) => request<NewToken>('POST', '/api/v1/tokens', { body: { name } }),
+  revokeToken: (id: number) => request<void>('DELETE', `/api/v1/tokens/${id}`),
+};
+
+export function toApiError(e: unknown): ApiError {
+  if (e instanceof ApiError) return e;
+  if (e instanceof Error) return new ApiError(0, 'client_error', e.message);
+  return new ApiError(0, 'client_error', String(e));
+}
+
+export function isAbort(e: unknown): boolean {
+  return e instanceof DOMException && e.name === 'AbortError';
+}

@@ -1,0 +1,226 @@
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { api, ApiError, onUnauthorized, setCsrfToken, toApiError, type User } from './api';
+import { ErrorBanner, Spinner, Toasts, UserContext } from './components';
+import { href, navigate, useRoute } from './router';
+import { LoginPage } from './pages/login';
+import { ContactsPage } from './pages/contacts';
+import { ContactPage } from './pages/contact';
+import { ImportPage } from './pages/import';
+import { ListsPage } from './pages/lists';
+import { UsersPage } from './pages/users';
+import { TokensPage } from './pages/tokens';
+
+type SessionState = { status: 'loading' } | { status: 'anon'; expired: boolean } | { status: 'user'; user: User };
+
+export function App() {
+  const [session, setSession] = useState<SessionState>({ status: 'loading' });
+  const [bootError, setBootError] = useState<ApiError | null>(null);
+
+  const loadSession = useCallback(async () => {
+    setBootError(null);
+    try {
+      const s = await api.getSession();
+      setCsrfToken(s.csrf_token);
+      setSession({ status: 'user', user: s.user });
+    } catch (e) {
+      const err = toApiError(e);
+      setCsrfToken('');
+      if (err.status === 401) setSession({ status: 'anon', expired: false });
+      else {
+        setBootError(err);
+        setSession({ status: 'anon', expired: false });
+      }
+    }
+  }, []);
+
+  useEffect(() => {
+    loadSession();
+    onUnauthorized(() => {
+      setCsrfToken('');
+      setSession((s) => (s.status === 'user' ? { status: 'anon', expired: true } : s));
+    });
+    return () => onUnauthorized(null);
+  }, [loadSession]);
+
+  if (session.status === 'loading') {
+    return (
+      <main class="boot">
+        <Spinner label="Loading Mailstead…" />
+      </main>
+    );
+  }
+
+  if (session.status === 'anon') {
+    return (
+      <>
+        <LoginPage
+          expired={session.expired}
+          bootError={bootError}
+          onLogin={(s) => {
+            setCsrfToken(s.csrf_token);
+            setSession({ status: 'user', user: s.user });
+            const p = window.location.hash.replace(/^#/, '');
+            if (!p || p === '/' || p.startsWith('/login')) navigate('/contacts', undefined, true);
+          }}
+        />
+        <Toasts />
+      </>
+    );
+  }
+
+  return (
+    <UserContext.Provider value={session.user}>
+      <Shell
+        user={session.user}
+        onLogout={async () => {
+          try {
+            await api.logout();
+          } catch {
+            /* the session is gone either way */
+          }
+          setCsrfToken('');
+          setSession({ status: 'anon', expired: false });
+          navigate('/login', undefined, true);
+        }}
+      />
+      <Toasts />
+    </UserContext.Provider>
+  );
+}
+
+const NAV: { path: string; label: string; admin?: boolean }[] = [
+  { path: '/contacts', label: 'Contacts' },
+  { path: '/import', label: 'Import' },
+  { path: '/lists', label: 'Lists' },
+  { path: '/tokens', label: 'API tokens' },
+  { path: '/users', label: 'Users', admin: true },
+];
+
+function Shell({ user, onLogout }: { user: User; onLogout: () => void }) {
+  const route = useRoute();
+  const mainRef = useRef<HTMLElement>(null);
+  const [menuOpen, setMenuOpen] = useState(false);
+
+  // Default route.
+  useEffect(() => {
+    if (route.path === '/' || route.path === '/login') navigate('/contacts', undefined, true);
+  }, [route.path]);
+
+  // Move focus to the new page's heading on navigation (screen readers announce it).
+  const firstRender = useRef(true);
+  useEffect(() => {
+    setMenuOpen(false);
+    if (firstRender.current) {
+      firstRender.current = false;
+      return;
+    }
+    const t = setTimeout(() => {
+      const h = document.getElementById('page-title');
+      if (h && !mainRef.current?.contains(document.activeElement)) h.focus({ preventScroll: true });
+    }, 0);
+    window.scrollTo(0, 0);
+    return () => clearTimeout(t);
+  }, [route.path]);
+
+  const section = '/' + (route.path.split('/')[1] ?? '');
+
+  return (
+    <>
+      <a class="skip-link" href="#main" onClick={(e) => {
+        e.preventDefault();
+        mainRef.current?.focus();
+      }}>
+        Skip to content
+      </a>
+      <header class="topbar">
+        <a class="brand" href={href('/contacts')} aria-label="Mailstead home">
+          <span class="brand-mark" aria-hidden="true">
+            ✉
+          </span>
+          Mailstead
+        </a>
+        <button
+          type="button"
+          class="btn btn-ghost menu-toggle"
+          aria-expanded={menuOpen}
+          aria-controls="primary-nav"
+          onClick={() => setMenuOpen(!menuOpen)}
+        >
+          Menu
+        </button>
+        <nav id="primary-nav" class={'nav' + (menuOpen ? ' nav-open' : '')} aria-label="Primary">
+          <ul>
+            {NAV.filter((n) => !n.admin || user.role === 'admin').map((n) => (
+              <li key={n.path}>
+                <a href={href(n.path)} aria-current={section === n.path ? 'page' : undefined}>
+                  {n.label}
+                </a>
+              </li>
+            ))}
+          </ul>
+          <div class="userbox">
+            <span class="user-email" data-testid="current-user" title={user.email}>
+              {user.email}
+            </span>
+            <span class={'badge badge-role role-' + user.role} data-testid="current-role">
+              {user.role}
+            </span>
+            <button type="button" class="btn btn-small" onClick={onLogout}>
+              Log out
+            </button>
+          </div>
+        </nav>
+      </header>
+      <main id="main" ref={mainRef} tabIndex={-1} class="main">
+        <Page path={route.path} query={route.query} seq={route.seq} user={user} />
+      </main>
+    </>
+  );
+}
+
+function Page({ path, query, seq, user }: { path: string; query: URLSearchParams; seq: number; user: User }) {
+  const parts = path.split('/').filter(Boolean);
+  switch (parts[0]) {
+    case undefined:
+    case 'login':
+    case 'contacts':
+      if (parts.length <= 1) return <ContactsPage initialQuery={query.get('q') ?? ''} navSeq={seq} />;
+      if (parts[1] === 'new') return <ContactPage key="new" id={null} />;
+      return <ContactPage key={parts[1]} id={parts[1]} />;
+    case 'import':
+      return <ImportPage key={query.get('id') ?? ''} initialJob={query.get('id')} />;
+    case 'lists':
+      return <ListsPage />;
+    case 'tokens':
+      return <TokensPage />;
+    case 'users':
+      if (user.role !== 'admin') return <NotAllowed />;
+      return <UsersPage />;
+    default:
+      return <NotFound />;
+  }
+}
+
+function NotFound() {
+  return (
+    <section class="card">
+      <h1 id="page-title" tabIndex={-1}>
+        Page not found
+      </h1>
+      <p>
+        Nothing lives here. <a href={href('/contacts')}>Go to contacts</a>.
+      </p>
+    </section>
+  );
+}
+
+function NotAllowed() {
+  return (
+    <section class="card">
+      <h1 id="page-title" tabIndex={-1}>
+        Not allowed
+      </h1>
+      <ErrorBanner error={new ApiError(403, 'forbidden', 'Only administrators can manage users.')} />
+    </section>
+  );
+}

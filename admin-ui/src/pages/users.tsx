@@ -1,0 +1,272 @@
+import { useEffect, useState } from 'preact/hooks';
+import { api, ROLES, toApiError, type ApiError, type Role, type User } from '../api';
+import {
+  ConfirmDialog,
+  ctl,
+  ErrorBanner,
+  Field,
+  formatDate,
+  notify,
+  PageHeader,
+  Spinner,
+  useFocusErrorField,
+  useUser,
+} from '../components';
+
+const ROLE_HELP: Record<Role, string> = {
+  admin: 'Everything, including users',
+  manager: 'All contacts, lists and campaigns',
+  sales: 'Contacts (own and shared)',
+  marketing: 'Lists, imports and campaigns',
+  viewer: 'Read-only',
+};
+
+export function UsersPage() {
+  const me = useUser();
+  const [users, setUsers] = useState<User[] | null>(null);
+  const [error, setError] = useState<ApiError | null>(null);
+  const [busyId, setBusyId] = useState<number | null>(null);
+  const [toDelete, setToDelete] = useState<User | null>(null);
+  const [pwUser, setPwUser] = useState<User | null>(null);
+
+  useEffect(() => {
+    api
+      .getUsers()
+      .then((r) => setUsers(r.items))
+      .catch((e) => setError(toApiError(e)));
+  }, []);
+
+  async function changeRole(u: User, role: Role) {
+    if (role === u.role) return;
+    setBusyId(u.id);
+    setError(null);
+    try {
+      const updated = await api.updateUser(u.id, { role });
+      setUsers((us) => us?.map((x) => (x.id === u.id ? { ...x, ...(updated ?? {}), role: updated?.role ?? role } : x)) ?? null);
+      notify(`${u.email} is now ${role}`);
+    } catch (e) {
+      setError(toApiError(e));
+    } finally {
+      setBusyId(null);
+    }
+  }
+
+  async function doDelete() {
+    if (!toDelete) return;
+    const u = toDelete;
+    setBusyId(u.id);
+    try {
+      await api.deleteUser(u.id);
+      setUsers((us) => us?.filter((x) => x.id !== u.id) ?? null);
+      notify(`Deleted ${u.email}`);
+    } catch (e) {
+      setError(toApiError(e));
+    } finally {
+      setBusyId(null);
+      setToDelete(null);
+    }
+  }
+
+  return (
+    <section>
+      <PageHeader title="Users" />
+      <CreateUser onCreated={(u) => setUsers((us) => [...(us ?? []), u])} />
+      <ErrorBanner error={error} />
+      <div class="card">
+        <h2>All users</h2>
+        {users === null && !error ? (
+          <Spinner />
+        ) : users ? (
+          <table class="table users-table">
+            <thead>
+              <tr>
+                <th scope="col">Email</th>
+                <th scope="col">Role</th>
+                <th scope="col">Created</th>
+                <th scope="col">
+                  <span class="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {users.map((u) => {
+                const self = u.id === me.id;
+                return (
+                  <tr key={u.id}>
+                    <td data-label="Email">
+                      {u.email} {self ? <span class="badge">you</span> : null}
+                    </td>
+                    <td data-label="Role">
+                      <label class="sr-only" for={`role-${u.id}`}>
+                        Role of {u.email}
+                      </label>
+                      <select
+                        id={`role-${u.id}`}
+                        value={u.role}
+                        disabled={busyId === u.id || self}
+                        title={self ? 'You cannot change your own role' : undefined}
+                        onChange={(e) => changeRole(u, e.currentTarget.value as Role)}
+                      >
+                        {ROLES.map((r) => (
+                          <option key={r} value={r}>
+                            {r}
+                          </option>
+                        ))}
+                      </select>
+                    </td>
+                    <td data-label="Created">{formatDate(u.created_at)}</td>
+                    <td class="actions">
+                      <button
+                        type="button"
+                        class="btn btn-small"
+                        onClick={() => setPwUser(u)}
+                        aria-label={`Set password for ${u.email}`}
+                      >
+                        Set password
+                      </button>
+                      {!self ? (
+                        <button
+                          type="button"
+                          class="btn btn-small btn-danger-outline"
+                          disabled={busyId === u.id}
+                          onClick={() => setToDelete(u)}
+                          aria-label={`Delete ${u.email}`}
+                        >
+                          Delete
+                        </button>
+                      ) : null}
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        ) : null}
+      </div>
+      <ConfirmDialog
+        open={toDelete !== null}
+        title="Delete user?"
+        confirmLabel="Delete user"
+        danger
+        busy={busyId !== null}
+        onConfirm={doDelete}
+        onCancel={() => setToDelete(null)}
+      >
+        <p>
+          <strong>{toDelete?.email}</strong> will no longer be able to sign in, and their API tokens stop working.
+        </p>
+      </ConfirmDialog>
+      {pwUser ? <PasswordDialog user={pwUser} onClose={() => setPwUser(null)} /> : null}
+    </section>
+  );
+}
+
+function CreateUser({ onCreated }: { onCreated: (u: User) => void }) {
+  const [email, setEmail] = useState('');
+  const [role, setRole] = useState<Role>('viewer');
+  const [password, setPassword] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+  useFocusErrorField(error, (f) => ({ email: 'user-email', role: 'user-role', password: 'user-password' })[f] ?? '');
+
+  async function submit(e: Event) {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const u = await api.createUser({ email: email.trim(), role, password });
+      onCreated(u);
+      notify(`Created ${u.email}`);
+      setEmail('');
+      setPassword('');
+      setRole('viewer');
+    } catch (err) {
+      setError(toApiError(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <form class="card" onSubmit={submit} noValidate aria-labelledby="new-user-title">
+      <h2 id="new-user-title">New user</h2>
+      <ErrorBanner error={error} />
+      <div class="row-3">
+        <Field id="user-email" label="Email" field="email" error={error}>
+          <input
+            {...ctl('user-email', 'email', error)}
+            type="email"
+            autoComplete="off"
+            required
+            value={email}
+            onInput={(e) => setEmail(e.currentTarget.value)}
+          />
+        </Field>
+        <Field id="user-role" label="Role" field="role" error={error} hint={ROLE_HELP[role]}>
+          <select {...ctl('user-role', 'role', error, true)} value={role} onChange={(e) => setRole(e.currentTarget.value as Role)}>
+            {ROLES.map((r) => (
+              <option key={r} value={r}>
+                {r}
+              </option>
+            ))}
+          </select>
+        </Field>
+        <Field id="user-password" label="Password" field="password" error={error}>
+          <input
+            {...ctl('user-password', 'password', error)}
+            type="password"
+            autoComplete="new-password"
+            required
+            value={password}
+            onInput={(e) => setPassword(e.currentTarget.value)}
+          />
+        </Field>
+      </div>
+      <div class="form-actions">
+        <button type="submit" class="btn btn-primary" disabled={busy || !email.trim() || !password}>
+          {busy ? 'Creating…' : 'Create user'}
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function PasswordDialog({ user, onClose }: { user: User; onClose: () => void }) {
+  const [password, setPassword] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+
+  return (
+    <ConfirmDialog
+      open
+      title={`Set password for ${user.email}`}
+      confirmLabel="Set password"
+      busy={busy}
+      onCancel={onClose}
+      onConfirm={async () => {
+        if (!password) return;
+        setBusy(true);
+        setError(null);
+        try {
+          await api.updateUser(user.id, { password });
+          notify('Password changed');
+          onClose();
+        } catch (e) {
+          setError(toApiError(e));
+          setBusy(false);
+        }
+      }}
+    >
+      <ErrorBanner error={error} />
+      <Field id="pw-new" label="New password" field="password" error={error}>
+        <input
+          {...ctl('pw-new', 'password', error)}
+          type="password"
+          autoComplete="new-password"
+          value={password}
+          onInput={(e) => setPassword(e.currentTarget.value)}
+        />
+      </Field>
+    </ConfirmDialog>
+  );
+}
