@@ -200,7 +200,7 @@ export function ContactsPage({ initialQuery, navSeq }: { initialQuery: string; n
 
       <ErrorBanner error={error} />
 
-      <div id="contact-results" aria-busy={loading}>
+      <div id="contact-results" aria-busy={loading} data-query={shownQuery ?? undefined}>
         <p class="result-summary" role="status" aria-live="polite" data-testid="result-summary">
           {shownQuery === null
             ? 'Loading…'

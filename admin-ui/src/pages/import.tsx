@@ -273,10 +273,10 @@ function ImportProgress({
 }) {
   const running = !job || job.status === 'running';
   const pct =
-    job && expectedRows && expectedRows > 0
-      ? Math.min(100, Math.round((job.processed / expectedRows) * 100))
-      : job && !running
-        ? 100
+    job && !running
+      ? 100
+      : job && expectedRows && expectedRows > 0
+        ? Math.min(99, Math.round((job.processed / expectedRows) * 100))
         : null;
   const errors = job?.errors ?? [];
   return (

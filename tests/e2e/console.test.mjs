@@ -1,0 +1,436 @@
+// Browser end-to-end test of the Mailstead admin console against the real server.
+//
+//   (cd tests/e2e && npm ci) && node --test tests/e2e/
+//
+// Env:
+//   MAILSTEAD_BIN            server binary (default target/debug/mailstead, relative to the repo root)
+//   CHROMIUM                 browser binary (default /usr/bin/chromium)
+//   MAILSTEAD_REQUIRE_PEERS  "1": a missing binary/browser/playwright-core is a failure, not a skip
+//   E2E_KEEP_DATA            "1": keep the temporary data dir for inspection
+// Screenshots, the server log and browser console output go to target/e2e-artifacts/.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import https from 'node:https';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const artifacts = path.join(repoRoot, 'target', 'e2e-artifacts');
+const bin = path.resolve(repoRoot, process.env.MAILSTEAD_BIN || 'target/debug/mailstead');
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const requirePeers = process.env.MAILSTEAD_REQUIRE_PEERS === '1';
+
+const ADMIN_EMAIL = 'admin@example.test';
+const ADMIN_PASSWORD = 'correct-horse-battery-staple-42';
+const NEW_COMPANY = 'Zephyrtech';
+const STEP_TIMEOUT = 15_000;
+
+// The bad row (invalid email) is physical line 4 of the file; the header is line 1.
+const CSV = [
+  'email,first_name,last_name,company,phone',
+  'ada@example.test,Ada,Lovelace,Analytical Engines,+44 20 7946 0001',
+  'grace@example.test,Grace,Hopper,US Navy,',
+  'not-an-email,Bad,Row,Nowhere,',
+  'alan@example.test,Alan,Turing,Bletchley Park,',
+  '',
+].join('\n');
+const BAD_LINE = 4;
+
+// ------------------------------------------------------------------ prerequisites
+
+function isExecutable(p) {
+  try {
+    fs.accessSync(p, fs.constants.X_OK);
+    return fs.statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+const missing = [];
+if (!isExecutable(bin)) missing.push(`server binary not found or not executable: ${bin} (build it with \`cargo build\` or set MAILSTEAD_BIN)`);
+if (!isExecutable(chromiumPath)) missing.push(`chromium not found: ${chromiumPath} (apt-get install chromium, or set CHROMIUM)`);
+let chromium = null;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch (e) {
+  missing.push(`playwright-core is not installed (run \`npm ci\` in tests/e2e): ${e.message.split('\n')[0]}`);
+}
+
+if (missing.length) {
+  const why = missing.join('; ');
+  if (requirePeers) {
+    test('admin console e2e prerequisites (MAILSTEAD_REQUIRE_PEERS=1)', () => {
+      assert.fail(`e2e prerequisites missing: ${why}`);
+    });
+  } else {
+    console.log(`# SKIP admin console e2e: ${why}`);
+    test('admin console end-to-end', { skip: `prerequisites missing: ${why}` }, () => {});
+  }
+} else {
+  defineSuite();
+}
+
+// ------------------------------------------------------------------ helpers
+
+function run(cmd, args, input) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${code}:\n${out}`))));
+    child.stdin.end(input ?? '');
+  });
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function httpsStatus(url) {
+  return new Promise((resolve) => {
+    const req = https.get(url, { rejectUnauthorized: false, timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(0));
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Poll fn() until it returns a truthy value; fail with the last observed value after `timeout`. */
+async function until(what, fn, timeout = STEP_TIMEOUT) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}; last value: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    }
+    await sleep(100);
+  }
+}
+
+// ------------------------------------------------------------------ the suite
+
+function defineSuite() {
+  let server = null;
+  let serverExit = null;
+  let dataDir = null;
+  let tmpDir = null;
+  let browser = null;
+  let context = null;
+  let page = null;
+  let base = '';
+  let shot = 0;
+  const browserLog = [];
+  const pageErrors = [];
+
+  const screenshot = async (name) => {
+    if (!page) return;
+    const file = path.join(artifacts, `${String(++shot).padStart(2, '0')}-${name}.png`);
+    await page.screenshot({ path: file, fullPage: true }).catch(() => {});
+  };
+
+  before(async () => {
+    await fsp.mkdir(artifacts, { recursive: true });
+    tmpDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'mailstead-e2e-'));
+    dataDir = path.join(tmpDir, 'data');
+    await fsp.mkdir(dataDir);
+
+    await run(bin, ['user', 'create', '--data-dir', dataDir, '--email', ADMIN_EMAIL, '--role', 'admin'], ADMIN_PASSWORD + '\n');
+
+    const port = await freePort();
+    base = `https://127.0.0.1:${port}`;
+    const logFile = path.join(artifacts, 'server.log');
+    const logFd = fs.openSync(logFile, 'w');
+    server = spawn(bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
+      stdio: ['ignore', logFd, logFd],
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' },
+    });
+    fs.closeSync(logFd);
+    serverExit = new Promise((resolve) => server.on('exit', (code, signal) => resolve({ code, signal })));
+    let exited = null;
+    serverExit.then((x) => (exited = x));
+    process.on('exit', () => server?.kill('SIGKILL'));
+
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (exited) {
+        const log = fs.readFileSync(logFile, 'utf8').slice(-4000);
+        throw new Error(`mailstead serve exited early (${JSON.stringify(exited)}); log tail:\n${log}`);
+      }
+      if ((await httpsStatus(`${base}/healthz`)) === 200) break;
+      if (Date.now() > deadline) {
+        const log = fs.readFileSync(logFile, 'utf8').slice(-4000);
+        throw new Error(`${base}/healthz did not return 200 within 30 s; log tail:\n${log}`);
+      }
+      await sleep(250);
+    }
+
+    browser = await chromium.launch({
+      executablePath: chromiumPath,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    });
+    context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
+    context.setDefaultTimeout(STEP_TIMEOUT);
+    page = await context.newPage();
+    page.on('console', (m) => browserLog.push(`[${m.type()}] ${m.text()}`));
+    page.on('pageerror', (e) => {
+      pageErrors.push(e.message);
+      browserLog.push(`[pageerror] ${e.stack || e.message}`);
+    });
+    page.on('response', (r) => {
+      if (r.status() >= 500) browserLog.push(`[http ${r.status()}] ${r.request().method()} ${r.url()}`);
+    });
+  });
+
+  after(async () => {
+    try {
+      await fsp.writeFile(path.join(artifacts, 'browser-console.log'), browserLog.join('\n') + '\n');
+    } catch {
+      /* best effort */
+    }
+    await browser?.close().catch(() => {});
+    if (server && server.exitCode === null && server.signalCode === null) {
+      server.kill('SIGTERM');
+      const res = await Promise.race([serverExit, sleep(5000).then(() => null)]);
+      if (!res) {
+        server.kill('SIGKILL');
+        await serverExit;
+      }
+    }
+    if (tmpDir && process.env.E2E_KEEP_DATA !== '1') await fsp.rm(tmpDir, { recursive: true, force: true });
+  });
+
+  /** Wraps a step so a failure leaves a screenshot behind. */
+  const step = (name, fn) => async () => {
+    try {
+      await fn();
+      await screenshot(name);
+    } catch (e) {
+      await screenshot(`FAILED-${name}`);
+      throw e;
+    }
+  };
+
+  test('admin console end-to-end', { timeout: 240_000 }, async (t) => {
+    await t.test(
+      'serves the SPA for unknown non-API paths and shows the login form',
+      step('login-page', async () => {
+        const res = await page.goto(`${base}/some/deep/link`);
+        assert.equal(res.status(), 200, 'SPA fallback should answer 200');
+        await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+      }),
+    );
+
+    await t.test(
+      'rejects a wrong password with the API error message',
+      step('login-wrong-password', async () => {
+        await page.getByLabel('Email').fill(ADMIN_EMAIL);
+        await page.getByLabel('Password').fill('definitely-wrong');
+        await page.getByRole('button', { name: 'Sign in' }).click();
+        await page.locator('#login-error').waitFor();
+      }),
+    );
+
+    await t.test(
+      'logs in and shows the user in the top nav',
+      step('logged-in', async () => {
+        await page.getByLabel('Email').fill(ADMIN_EMAIL);
+        await page.getByLabel('Password').fill(ADMIN_PASSWORD);
+        await page.getByRole('button', { name: 'Sign in' }).click();
+        await page.getByTestId('current-user').filter({ hasText: ADMIN_EMAIL }).waitFor();
+        assert.equal((await page.getByTestId('current-role').textContent()).trim(), 'admin');
+        await page.getByRole('heading', { name: 'Contacts', level: 1 }).waitFor();
+      }),
+    );
+
+    await t.test(
+      'creates a list',
+      step('list-created', async () => {
+        await page.getByRole('navigation', { name: 'Primary' }).getByRole('link', { name: 'Lists' }).click();
+        await page.getByRole('heading', { name: 'Lists', level: 1 }).waitFor();
+        await page.locator('#list-name').fill('Newsletter');
+        await page.getByRole('button', { name: 'Create list' }).click();
+        await page.locator('.lists-table').getByText('Newsletter', { exact: true }).waitFor();
+      }),
+    );
+
+    await t.test(
+      'imports a CSV with live progress, and shows the bad row with its line number',
+      step('import-done', async () => {
+        const csvFile = path.join(tmpDir, 'contacts.csv');
+        await fsp.writeFile(csvFile, CSV);
+        await page.goto(`${base}/#/import`);
+        await page.getByRole('heading', { name: 'Import contacts', level: 1 }).waitFor();
+        await page.locator('#import-file').setInputFiles(csvFile);
+        // lists load asynchronously
+        await until('list option in the import form', async () => (await page.locator('#import-list option').count()) > 1);
+        await page.getByLabel('Add contacts to list').selectOption({ label: 'Newsletter' });
+        await page.getByLabel(/Upsert/).check();
+        await page.getByRole('button', { name: 'Start import' }).click();
+        await page.getByTestId('import-progress').waitFor();
+        const status = await until(
+          'the import to finish',
+          async () => {
+            const s = (await page.getByTestId('import-status').textContent({ timeout: 1000 }))?.trim();
+            return s && s !== 'running' ? s : null;
+          },
+          30_000,
+        );
+        assert.equal(status, 'done', 'import final status');
+        assert.equal((await page.getByTestId('import-created').textContent()).trim(), '3');
+        assert.equal((await page.getByTestId('import-processed').textContent()).trim(), '4');
+        const errRows = page.getByTestId('import-errors').locator('tbody tr');
+        assert.equal(await errRows.count(), 1, 'exactly one error row');
+        const lineCell = (await errRows.first().locator('td').first().textContent()).trim();
+        assert.equal(lineCell, String(BAD_LINE), `error should point at line ${BAD_LINE}`);
+        assert.match(await page.getByTestId('import-final').textContent(), /Finished/);
+      }),
+    );
+
+    await t.test(
+      'finds a contact by a prefix of the last name while typing',
+      step('search-prefix', async () => {
+        await page.getByRole('navigation', { name: 'Primary' }).getByRole('link', { name: 'Contacts' }).click();
+        await page.getByRole('heading', { name: 'Contacts', level: 1 }).waitFor();
+        const box = page.getByLabel('Search contacts');
+        await box.fill('');
+        await box.pressSequentially('Lovel', { delay: 40 });
+        // wait until the results on screen are the ones for the full query (not an earlier keystroke)
+        const results = page.locator('#contact-results[data-query="Lovel"][aria-busy="false"]');
+        await results.getByRole('link', { name: 'Ada Lovelace' }).waitFor();
+        assert.equal(await results.getByRole('link', { name: 'Grace Hopper' }).count(), 0, 'Grace should not match "Lovel"');
+      }),
+    );
+
+    await t.test(
+      'opens the contact, edits the company and the change survives a reload',
+      step('contact-edited', async () => {
+        await page.locator('#contact-results').getByRole('link', { name: 'Ada Lovelace' }).click();
+        const company = page.getByLabel('Company');
+        await until('the contact form to load', async () => (await company.inputValue()) === 'Analytical Engines');
+        await company.fill(NEW_COMPANY);
+        await page.getByRole('button', { name: 'Save changes' }).click();
+        await page.getByTestId('save-state').filter({ hasText: 'Saved' }).waitFor();
+        assert.equal(await page.locator('.contact-form .alert-error').count(), 0, 'no error banner after save');
+        await page.reload();
+        await until(
+          `company "${NEW_COMPANY}" after reload`,
+          async () => (await page.getByLabel('Company').inputValue()) === NEW_COMPANY,
+        );
+        // membership from the import is shown and ticked
+        assert.equal(await page.getByRole('checkbox', { name: 'Newsletter' }).isChecked(), true, 'list membership from the import');
+      }),
+    );
+
+    await t.test(
+      'finds the contact with a company: filter',
+      step('search-company-filter', async () => {
+        await page.goto(`${base}/#/contacts`);
+        const box = page.getByLabel('Search contacts');
+        await box.fill(`company:${NEW_COMPANY}`);
+        const results = page.locator(`#contact-results[data-query="company:${NEW_COMPANY}"][aria-busy="false"]`);
+        await results.getByRole('link', { name: 'Ada Lovelace' }).waitFor();
+        assert.equal(await results.getByRole('link', { name: 'Grace Hopper' }).count(), 0);
+        await page.getByRole('list', { name: 'Active filters' }).getByText(NEW_COMPANY).waitFor();
+      }),
+    );
+
+    await t.test(
+      'shows a field error from the API when creating a contact with an invalid email',
+      step('contact-invalid-email', async () => {
+        await page.goto(`${base}/#/contacts/new`);
+        await page.getByRole('heading', { name: 'New contact', level: 1 }).waitFor();
+        await page.getByLabel('Email').fill('not an email');
+        await page.getByRole('button', { name: 'Create contact' }).click();
+        await page.locator('#contact-email[aria-invalid="true"]').waitFor();
+        await page.locator('#contact-error').waitFor();
+      }),
+    );
+
+    await t.test(
+      'creates an API token and shows it once',
+      step('token-created', async () => {
+        await page.goto(`${base}/#/tokens`);
+        await page.getByRole('heading', { name: 'API tokens', level: 1 }).waitFor();
+        await page.getByLabel('Name').fill('e2e token');
+        await page.getByRole('button', { name: 'Create token' }).click();
+        const value = await until('the new token value', async () => {
+          const v = await page.locator('#new-token-value').inputValue({ timeout: 1000 });
+          return v || null;
+        });
+        assert.match(value, /^ms_/);
+        await page.locator('.tokens-table').getByText('e2e token').waitFor();
+      }),
+    );
+
+    await t.test(
+      'fits a 360 px wide screen',
+      step('narrow-360', async () => {
+        await page.setViewportSize({ width: 360, height: 740 });
+        await page.goto(`${base}/#/contacts?q=${encodeURIComponent('Lovelace')}`);
+        await page.locator('#contact-results').getByRole('link', { name: 'Ada Lovelace' }).waitFor();
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(overflow <= 0, `contacts page overflows horizontally by ${overflow}px at 360px`);
+        await screenshot('narrow-360-contacts');
+        await page.getByRole('button', { name: 'Menu' }).click();
+        await page.getByRole('navigation', { name: 'Primary' }).getByRole('link', { name: 'Import' }).waitFor();
+        await screenshot('narrow-360-menu');
+        await page.locator('#contact-results').getByRole('link', { name: 'Ada Lovelace' }).click();
+        await until('the contact form at 360px', async () => (await page.getByLabel('Company').inputValue()) === NEW_COMPANY);
+        const overflow2 = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(overflow2 <= 0, `contact page overflows horizontally by ${overflow2}px at 360px`);
+      }),
+    );
+
+    await t.test(
+      'logs out',
+      step('logged-out', async () => {
+        await page.setViewportSize({ width: 1280, height: 900 });
+        await page.goto(`${base}/#/contacts`);
+        await page.getByRole('button', { name: 'Log out' }).click();
+        await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+        // the session is really gone on the server
+        await page.reload();
+        await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+      }),
+    );
+
+    await t.test('had no uncaught errors in the page', () => {
+      assert.deepEqual(pageErrors, []);
+    });
+  });
+}
