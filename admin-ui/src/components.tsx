@@ -190,12 +190,12 @@ const toastListeners = new Set<(t: Toast[]) => void>();
 
 export function notify(text: string, kind: ToastKind = 'success'): void {
   const t = { id: ++toastSeq, text, kind };
-  toasts = [...toasts, t];
+  toasts = [...toasts, t].slice(-3);
   toastListeners.forEach((l) => l(toasts));
   setTimeout(() => {
     toasts = toasts.filter((x) => x.id !== t.id);
     toastListeners.forEach((l) => l(toasts));
-  }, 4000);
+  }, 3500);
 }
 
 export function Toasts() {

@@ -28,6 +28,8 @@ const requirePeers = process.env.MAILSTEAD_REQUIRE_PEERS === '1';
 const ADMIN_EMAIL = 'admin@example.test';
 const ADMIN_PASSWORD = 'correct-horse-battery-staple-42';
 const NEW_COMPANY = 'Zephyrtech';
+const VIEWER_EMAIL = 'viewer@example.test';
+const VIEWER_PASSWORD = 'viewer-password-for-e2e-7';
 const STEP_TIMEOUT = 15_000;
 
 // The bad row (invalid email) is physical line 4 of the file; the header is line 1.
@@ -234,6 +236,13 @@ function defineSuite() {
     if (tmpDir && process.env.E2E_KEEP_DATA !== '1') await fsp.rm(tmpDir, { recursive: true, force: true });
   });
 
+  /** GET an API path with the logged-in browser session (same cookies as the page). */
+  const fetchJson = async (p) => {
+    const res = await context.request.get(`${base}${p}`);
+    assert.equal(res.status(), 200, `GET ${p}`);
+    return res.json();
+  };
+
   /** Wraps a step so a failure leaves a screenshot behind. */
   const step = (name, fn) => async () => {
     try {
@@ -394,6 +403,53 @@ function defineSuite() {
         });
         assert.match(value, /^ms_/);
         await page.locator('.tokens-table').getByText('e2e token').waitFor();
+      }),
+    );
+
+    await t.test(
+      'manages users: create a viewer, who gets a read-only console; change role; delete',
+      step('users', async () => {
+        await page.goto(`${base}/#/users`);
+        await page.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
+        await page.locator('#user-email').fill(VIEWER_EMAIL);
+        await page.locator('#user-role').selectOption('viewer');
+        await page.locator('#user-password').fill(VIEWER_PASSWORD);
+        await page.getByRole('button', { name: 'Create user' }).click();
+        const roleSelect = page.getByLabel(`Role of ${VIEWER_EMAIL}`);
+        await roleSelect.waitFor();
+        assert.equal(await roleSelect.inputValue(), 'viewer');
+
+        // The viewer, in a separate browser context, sees no edit controls.
+        const vctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
+        vctx.setDefaultTimeout(STEP_TIMEOUT);
+        try {
+          const vp = await vctx.newPage();
+          vp.on('pageerror', (e) => pageErrors.push(`[viewer] ${e.message}`));
+          await vp.goto(`${base}/`);
+          await vp.getByLabel('Email').fill(VIEWER_EMAIL);
+          await vp.getByLabel('Password').fill(VIEWER_PASSWORD);
+          await vp.getByRole('button', { name: 'Sign in' }).click();
+          await vp.getByTestId('current-role').filter({ hasText: 'viewer' }).waitFor();
+          await vp.getByLabel('Search contacts').fill('Lovelace');
+          await vp.locator('#contact-results[data-query="Lovelace"]').getByRole('link', { name: 'Ada Lovelace' }).click();
+          await until('the read-only contact form', async () => (await vp.getByLabel('Company').inputValue()) === NEW_COMPANY);
+          assert.equal(await vp.getByLabel('Company').getAttribute('readonly'), '', 'company is read-only for viewers');
+          assert.equal(await vp.getByRole('button', { name: 'Save changes' }).count(), 0, 'no save button for viewers');
+          assert.equal(await vp.getByRole('button', { name: 'Delete' }).count(), 0, 'no delete button for viewers');
+          assert.equal(await vp.getByRole('link', { name: 'Users' }).count(), 0, 'viewers do not see Users');
+          await vp.screenshot({ path: path.join(artifacts, 'viewer-contact.png'), fullPage: true });
+        } finally {
+          await vctx.close();
+        }
+
+        await roleSelect.selectOption('sales');
+        await until('role change to be saved', async () => {
+          const r = await fetchJson('/api/v1/users');
+          return r.items.find((u) => u.email === VIEWER_EMAIL)?.role === 'sales';
+        });
+        await page.getByRole('button', { name: `Delete ${VIEWER_EMAIL}` }).click();
+        await page.getByRole('dialog').getByRole('button', { name: 'Delete user' }).click();
+        await until('the user row to disappear', async () => (await page.getByLabel(`Role of ${VIEWER_EMAIL}`).count()) === 0);
       }),
     );
 
