@@ -1,0 +1,64 @@
+//! The assembled appliance: settings, store, search index and the domain services, shared
+//! by the HTTP layer, the control socket and background tasks.
+
+use crate::accounts::Accounts;
+use crate::config::Settings;
+use crate::contacts::Contacts;
+use crate::metrics::Metrics;
+use crate::search::SearchIndex;
+use crate::store::Store;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Search(#[from] crate::search::SearchError),
+    #[error(transparent)]
+    Account(#[from] crate::accounts::AccountError),
+}
+
+pub struct App {
+    pub settings: Settings,
+    pub store: Arc<Store>,
+    pub search: Arc<SearchIndex>,
+    pub contacts: Contacts,
+    pub accounts: Accounts,
+    pub metrics: Metrics,
+    pub started: std::time::Instant,
+}
+
+pub fn search_dir(settings: &Settings) -> PathBuf {
+    settings.data_dir.join("search")
+}
+
+impl App {
+    /// Opens the store (taking its lock), brings the search index up to date and builds the
+    /// services. Used by the server and by the CLI commands that write.
+    pub fn open(settings: Settings) -> Result<App, StartError> {
+        let store = Arc::new(Store::open(&settings.data_dir)?);
+        let search = Arc::new(SearchIndex::open(&search_dir(&settings), &store)?);
+        let contacts = Contacts::new(store.clone(), search.clone());
+        let accounts = Accounts::new(
+            store.clone(),
+            settings.login_attempts_per_minute,
+            settings.session_ttl_hours,
+        )?;
+        Ok(App {
+            settings,
+            store,
+            search,
+            contacts,
+            accounts,
+            metrics: Metrics::new(),
+            started: std::time::Instant::now(),
+        })
+    }
+
+    /// Store and index are usable.
+    pub fn healthy(&self) -> bool {
+        self.store.check().is_ok() && self.search.is_usable()
+    }
+}

@@ -1,0 +1,381 @@
+//! The command line: `serve` and the operator commands. This is the binary's edge, where
+//! errors become `anyhow` messages for a person.
+
+use crate::app::App;
+use crate::config::{Settings, Source};
+use crate::model::{ImportMode, ImportStatus, Role};
+use crate::policy::Actor;
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mailstead",
+    version,
+    about = "Self-hosted email campaigns and CRM in one binary",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Data directory (store, search index, TLS material) [env: MAILSTEAD_DATA_DIR] [default: ./data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML configuration file [env: MAILSTEAD_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the appliance: HTTPS console and API.
+    Serve {
+        /// Address to listen on [env: MAILSTEAD_LISTEN] [default: 0.0.0.0:8443]
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
+    },
+    /// Manage console users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Import data.
+    #[command(subcommand)]
+    Import(ImportCmd),
+    /// Write a consistent backup of the store to FILE (works while the server runs).
+    Backup { file: PathBuf },
+    /// Replace the store with a backup (the server must be stopped).
+    Restore { file: PathBuf },
+    /// Exit 0 when the local server answers /healthz with 200 (for Docker HEALTHCHECK).
+    Healthcheck {
+        /// Address of the server [default: the configured listen address]
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
+    },
+    /// Show or check the effective configuration (secrets redacted).
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Create a user; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// admin, manager, sales, marketing or viewer
+        #[arg(long)]
+        role: String,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Create an API token for a user; the token is the last line printed.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImportCmd {
+    /// Import contacts from a CSV file (Mailchimp, listmonk or any export with an email column).
+    Contacts {
+        file: PathBuf,
+        /// Add the contacts to this list (created when missing).
+        #[arg(long, value_name = "NAME")]
+        list: Option<String>,
+        /// upsert updates existing contacts; create skips them.
+        #[arg(long, default_value = "upsert", value_parser = ["upsert", "create"])]
+        mode: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// Print every setting, its value and where it came from.
+    Show,
+}
+
+fn process_env() -> BTreeMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("MAILSTEAD_"))
+        .collect()
+}
+
+pub fn load_settings(common: &Common, extra: &[(&'static str, String)]) -> Result<Settings> {
+    let mut cli: Vec<(&'static str, String)> = extra.to_vec();
+    if let Some(d) = &common.data_dir {
+        cli.push(("data_dir", d.display().to_string()));
+    }
+    let s = Settings::load(common.config.as_deref(), &cli, &process_env())?;
+    Ok(s)
+}
+
+pub fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if settings.log_json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    for w in &settings.warnings {
+        tracing::warn!("{w}");
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve { listen } => {
+            let extra: Vec<_> = listen.into_iter().map(|l| ("listen", l)).collect();
+            let settings = load_settings(&cli.common, &extra)?;
+            init_logging(&settings);
+            crate::server::run(settings)
+        }
+        Command::User(UserCmd::Create { email, role }) => {
+            let role: Role = role.parse().map_err(anyhow::Error::msg)?;
+            let app = open(&cli.common)?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let u = app.accounts.create_user(&email, role, password)?;
+            println!("created user {} ({}) with id {}", u.email, u.role, u.id);
+            Ok(())
+        }
+        Command::User(UserCmd::List) => {
+            let app = open(&cli.common)?;
+            for u in app.store.users()? {
+                println!("{}\t{}\t{}", u.id, u.email, u.role);
+            }
+            Ok(())
+        }
+        Command::Token(TokenCmd::Create { email, name }) => {
+            let app = open(&cli.common)?;
+            let email = email.trim().to_lowercase();
+            let user = app
+                .store
+                .user_by_email(&email)?
+                .with_context(|| format!("no user with the email {email}"))?;
+            let (t, secret) = app
+                .accounts
+                .create_token(&Actor::system(), user.id, &name)?;
+            println!(
+                "created token {} '{}' for {} (shown once; store it now):",
+                t.id, t.name, user.email
+            );
+            println!("{secret}");
+            Ok(())
+        }
+        Command::Import(ImportCmd::Contacts { file, list, mode }) => {
+            import_contacts(&cli.common, &file, list.as_deref(), &mode)
+        }
+        Command::Backup { file } => backup(&cli.common, &file),
+        Command::Restore { file } => {
+            let settings = load_settings(&cli.common, &[])?;
+            let rows = crate::store::Store::restore_from(&settings.data_dir, &file)?;
+            let search = crate::app::search_dir(&settings);
+            if search.exists() {
+                std::fs::remove_dir_all(&search)
+                    .with_context(|| format!("removing {}", search.display()))?;
+            }
+            println!(
+                "restored {rows} records from {}; the search index is rebuilt at the next start",
+                file.display()
+            );
+            Ok(())
+        }
+        Command::Healthcheck { listen } => {
+            let extra: Vec<_> = listen.into_iter().map(|l| ("listen", l)).collect();
+            let settings = load_settings(&cli.common, &extra)?;
+            healthcheck(settings.listen)
+        }
+        Command::Config(ConfigCmd::Show) => {
+            let settings = load_settings(&cli.common, &[])?;
+            for (k, v, src) in settings.describe() {
+                let src = match src {
+                    Source::Default => "default",
+                    Source::File => "file",
+                    Source::Env => "env",
+                    Source::Cli => "command line",
+                };
+                println!("{k} = {v:?}    # {src}");
+            }
+            for w in settings.warnings {
+                println!("# warning: {w}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn open(common: &Common) -> Result<App> {
+    let settings = load_settings(common, &[])?;
+    init_logging(&settings);
+    Ok(App::open(settings)?)
+}
+
+fn import_contacts(common: &Common, file: &Path, list: Option<&str>, mode: &str) -> Result<()> {
+    let app = open(common)?;
+    let actor = Actor::system();
+    let list_id = match list {
+        None => None,
+        Some(name) => Some(match app.store.list_by_name(name)? {
+            Some(l) => l.id,
+            None => {
+                let l = app
+                    .contacts
+                    .create_list(&actor, name, "", crate::model::OptIn::Single)?;
+                eprintln!("created list '{}' (id {})", l.name, l.id);
+                l.id
+            }
+        }),
+    };
+    let mode = if mode == "create" {
+        ImportMode::Create
+    } else {
+        ImportMode::Upsert
+    };
+    let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = indicatif::ProgressBar::new(size);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut job = crate::http::imports::new_job(mode, list_id, None);
+    job = app.store.create_import(job)?;
+    let opts = crate::import::ImportOptions {
+        mode,
+        list_id,
+        source: format!(
+            "import:{}",
+            file.file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default()
+        ),
+    };
+    let started = std::time::Instant::now();
+    let reader = bar.wrap_read(std::io::BufReader::with_capacity(1 << 20, f));
+    let result = crate::import::run(&app.contacts, &actor, reader, &opts, &mut job, |j| {
+        let rate = j.processed as f64 / started.elapsed().as_secs_f64().max(0.001);
+        bar.set_message(format!("{} rows, {:.0}/s", j.processed, rate));
+    });
+    bar.finish_and_clear();
+    job.finished_at = Some(crate::model::now());
+    job.status = if result.is_ok() {
+        ImportStatus::Done
+    } else {
+        ImportStatus::Failed
+    };
+    if let Err(e) = &result {
+        job.message = Some(e.to_string());
+    }
+    app.store.save_import(&job)?;
+    result?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "imported {}: {} rows, {} created, {} updated, {} skipped in {:.1}s ({:.0} rows/s)",
+        file.display(),
+        job.processed,
+        job.created,
+        job.updated,
+        job.skipped,
+        secs,
+        job.processed as f64 / secs.max(0.001)
+    );
+    for e in job.errors.iter().take(20) {
+        println!("  line {}: {}", e.line, e.message);
+    }
+    if job.error_count > 20 {
+        println!("  ... and {} more row errors", job.error_count - 20);
+    }
+    Ok(())
+}
+
+fn backup(common: &Common, file: &Path) -> Result<()> {
+    let settings = load_settings(common, &[])?;
+    let dest = if file.is_absolute() {
+        file.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(file)
+    };
+    match crate::store::Store::open(&settings.data_dir) {
+        Ok(store) => {
+            let rows = store.backup_to(&dest)?;
+            println!("backup written to {} ({rows} records)", dest.display());
+        }
+        Err(crate::store::StoreError::Locked(_)) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let rows = rt
+                .block_on(crate::control::request_backup(&settings.data_dir, &dest))
+                .context(
+                    "the data dir is held by a running server, and asking it for the backup failed",
+                )?;
+            println!(
+                "backup written by the running server to {} ({rows} records)",
+                dest.display()
+            );
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+fn healthcheck(listen: SocketAddr) -> Result<()> {
+    let target = if listen.ip().is_unspecified() {
+        let ip: std::net::IpAddr = if listen.is_ipv4() {
+            [127, 0, 0, 1].into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        SocketAddr::new(ip, listen.port())
+    } else {
+        listen
+    };
+    crate::tls::install_crypto_provider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let status = rt.block_on(async {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            crate::tls::probe_healthz(target),
+        )
+        .await
+    });
+    match status {
+        Ok(Ok(200)) => {
+            println!("healthy");
+            Ok(())
+        }
+        Ok(Ok(code)) => bail!("unhealthy: /healthz answered {code}"),
+        Ok(Err(e)) => bail!("unhealthy: {e}"),
+        Err(_) => bail!("unhealthy: no answer from {target} within 5 s"),
+    }
+}

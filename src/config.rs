@@ -1,0 +1,458 @@
+//! Settings: every option is declared once in [`OPTIONS`] with its default, its meaning and
+//! whether it is secret. Values are layered built-in default < TOML file < environment
+//! (`MAILSTEAD_<KEY>`, and `MAILSTEAD_<KEY>_FILE` for secrets) < command line. Unknown keys
+//! in the file are errors; all problems are collected and reported together.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub struct OptionSpec {
+    pub key: &'static str,
+    pub default: &'static str,
+    pub doc: &'static str,
+    pub secret: bool,
+}
+
+macro_rules! opt {
+    ($key:literal, $default:literal, $doc:literal) => {
+        OptionSpec {
+            key: $key,
+            default: $default,
+            doc: $doc,
+            secret: false,
+        }
+    };
+    ($key:literal, $default:literal, $doc:literal, secret) => {
+        OptionSpec {
+            key: $key,
+            default: $default,
+            doc: $doc,
+            secret: true,
+        }
+    };
+}
+
+/// Every setting the appliance reads. `config/mailstead.toml` documents the same list.
+pub const OPTIONS: &[OptionSpec] = &[
+    opt!(
+        "data_dir",
+        "./data",
+        "Directory for the store, the search index and TLS material."
+    ),
+    opt!(
+        "listen",
+        "0.0.0.0:8443",
+        "Address and port of the HTTPS console and API."
+    ),
+    opt!(
+        "public_url",
+        "",
+        "Base URL used in links in mail and pages; empty means https://<listen>."
+    ),
+    opt!(
+        "tls_cert",
+        "",
+        "PEM certificate chain; empty means a self-signed certificate kept in <data_dir>/tls."
+    ),
+    opt!("tls_key", "", "PEM private key for tls_cert."),
+    opt!(
+        "log",
+        "info",
+        "Log filter, e.g. info or mailstead=debug,info."
+    ),
+    opt!("log_format", "text", "Log format: text or json."),
+    opt!(
+        "admin_email",
+        "",
+        "Creates this admin at first start when no user exists (with admin_password)."
+    ),
+    opt!(
+        "admin_password",
+        "",
+        "Password for admin_email (use MAILSTEAD_ADMIN_PASSWORD_FILE).",
+        secret
+    ),
+    opt!(
+        "max_body_bytes",
+        "1048576",
+        "Largest JSON request body accepted, in bytes."
+    ),
+    opt!(
+        "max_import_bytes",
+        "1073741824",
+        "Largest CSV upload accepted, in bytes."
+    ),
+    opt!("session_ttl_hours", "12", "How long a console login lasts."),
+    opt!(
+        "login_attempts_per_minute",
+        "10",
+        "Login attempts allowed per client address per minute (per account: half)."
+    ),
+    opt!(
+        "api_requests_per_second",
+        "100",
+        "API requests allowed per token or session per second (bursts of twice that)."
+    ),
+];
+
+/// Environment variables that are not settings but are known (tests, tooling).
+const OTHER_ENV: &[&str] = &[
+    "MAILSTEAD_CONFIG",
+    "MAILSTEAD_REQUIRE_PEERS",
+    "MAILSTEAD_BIN",
+    "MAILSTEAD_SKIP_UI_BUILD",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File,
+    Env,
+    Cli,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration problems:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+/// A secret value: never printed by Debug.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "\"<redacted>\""
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub log: String,
+    pub log_json: bool,
+    pub admin_email: Option<String>,
+    pub admin_password: Secret,
+    pub max_body_bytes: usize,
+    pub max_import_bytes: u64,
+    pub session_ttl_hours: u64,
+    pub login_attempts_per_minute: u32,
+    pub api_requests_per_second: u32,
+    /// Raw values with where each came from, for `config show` and later modules.
+    pub raw: BTreeMap<&'static str, (String, Source)>,
+    pub warnings: Vec<String>,
+}
+
+fn env_name(key: &str) -> String {
+    format!("MAILSTEAD_{}", key.to_ascii_uppercase())
+}
+
+fn toml_to_string(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl Settings {
+    /// Loads settings. `file` is the `--config` path (or `MAILSTEAD_CONFIG`); `cli` holds the
+    /// values given on the command line. `env` is the process environment (a parameter so
+    /// tests need not touch the real one).
+    pub fn load(
+        file: Option<&Path>,
+        cli: &[(&'static str, String)],
+        env: &BTreeMap<String, String>,
+    ) -> Result<Settings, ConfigError> {
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let mut raw: BTreeMap<&'static str, (String, Source)> = OPTIONS
+            .iter()
+            .map(|o| (o.key, (o.default.to_string(), Source::Default)))
+            .collect();
+
+        let file = file.map(Path::to_path_buf).or_else(|| {
+            env.get("MAILSTEAD_CONFIG")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        });
+        if let Some(path) = &file {
+            match std::fs::read_to_string(path) {
+                Err(e) => errors.push(format!("cannot read config file {}: {e}", path.display())),
+                Ok(text) => match text.parse::<toml::Table>() {
+                    Err(e) => errors.push(format!(
+                        "config file {} is not valid TOML: {e}",
+                        path.display()
+                    )),
+                    Ok(table) => {
+                        for (k, v) in table {
+                            match OPTIONS.iter().find(|o| o.key == k) {
+                                None => errors.push(format!(
+                                    "unknown setting '{k}' in {} (see config/mailstead.toml for the list)",
+                                    path.display()
+                                )),
+                                Some(o) => match toml_to_string(&v) {
+                                    Some(s) => {
+                                        raw.insert(o.key, (s, Source::File));
+                                    }
+                                    None => errors.push(format!("setting '{k}' in {} must be a string, number or boolean", path.display())),
+                                },
+                            }
+                        }
+                    }
+                },
+            }
+        }
+
+        for o in OPTIONS {
+            let name = env_name(o.key);
+            if let Some(v) = env.get(&name) {
+                raw.insert(o.key, (v.clone(), Source::Env));
+            }
+            let file_var = format!("{name}_FILE");
+            if let Some(p) = env.get(&file_var) {
+                if !o.secret {
+                    errors.push(format!("{file_var}: only secrets can be read from files"));
+                    continue;
+                }
+                match std::fs::read_to_string(p) {
+                    Ok(s) => {
+                        raw.insert(
+                            o.key,
+                            (s.trim_end_matches(['\r', '\n']).to_string(), Source::Env),
+                        );
+                    }
+                    Err(e) => errors.push(format!("{file_var}: cannot read {p}: {e}")),
+                }
+            }
+        }
+        for k in env.keys() {
+            if let Some(rest) = k.strip_prefix("MAILSTEAD_") {
+                let base = rest.strip_suffix("_FILE").unwrap_or(rest);
+                let known = OPTIONS.iter().any(|o| o.key.eq_ignore_ascii_case(base))
+                    || OTHER_ENV.contains(&k.as_str());
+                if !known {
+                    warnings.push(format!("unknown environment variable {k} is ignored"));
+                }
+            }
+        }
+        for (k, v) in cli {
+            raw.insert(k, (v.clone(), Source::Cli));
+        }
+
+        let get = |k: &str| {
+            raw.get(k)
+                .map(|(v, _)| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let mut num = |k: &str| -> u64 {
+            match get(k).parse::<u64>() {
+                Ok(n) => n,
+                Err(_) => {
+                    errors.push(format!("{k} must be a whole number, not '{}'", get(k)));
+                    0
+                }
+            }
+        };
+        let max_body_bytes = num("max_body_bytes") as usize;
+        let max_import_bytes = num("max_import_bytes");
+        let session_ttl_hours = num("session_ttl_hours");
+        let login_attempts_per_minute = num("login_attempts_per_minute") as u32;
+        let api_requests_per_second = num("api_requests_per_second") as u32;
+        let listen = match get("listen").parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                errors.push(format!(
+                    "listen must be ADDRESS:PORT such as 0.0.0.0:8443, not '{}'",
+                    get("listen")
+                ));
+                SocketAddr::from(([0, 0, 0, 0], 8443))
+            }
+        };
+        let mut public_url = get("public_url").trim_end_matches('/').to_string();
+        if public_url.is_empty() {
+            public_url = format!("https://{listen}");
+        } else if !(public_url.starts_with("https://") || public_url.starts_with("http://")) {
+            errors.push(format!(
+                "public_url must start with https:// (got '{public_url}')"
+            ));
+        }
+        let path_opt = |k: &str| Some(get(k)).filter(|s| !s.is_empty()).map(PathBuf::from);
+        let (tls_cert, tls_key) = (path_opt("tls_cert"), path_opt("tls_key"));
+        if tls_cert.is_some() != tls_key.is_some() {
+            errors.push("tls_cert and tls_key must be given together".into());
+        }
+        let log_format = get("log_format");
+        if log_format != "text" && log_format != "json" {
+            errors.push(format!(
+                "log_format must be text or json, not '{log_format}'"
+            ));
+        }
+        let data_dir = PathBuf::from(get("data_dir"));
+        if data_dir.as_os_str().is_empty() {
+            errors.push("data_dir must not be empty".into());
+        }
+        let admin_email = Some(get("admin_email")).filter(|s| !s.is_empty());
+        let admin_password = Secret(
+            raw.get("admin_password")
+                .map(|(v, _)| v.clone())
+                .unwrap_or_default(),
+        );
+        if admin_email.is_some() && admin_password.is_empty() {
+            errors.push(
+                "admin_email is set but admin_password is not (use MAILSTEAD_ADMIN_PASSWORD_FILE)"
+                    .into(),
+            );
+        }
+        if !errors.is_empty() {
+            return Err(ConfigError(errors));
+        }
+        Ok(Settings {
+            data_dir,
+            listen,
+            public_url,
+            tls_cert,
+            tls_key,
+            log: get("log"),
+            log_json: log_format == "json",
+            admin_email,
+            admin_password,
+            max_body_bytes,
+            max_import_bytes,
+            session_ttl_hours,
+            login_attempts_per_minute,
+            api_requests_per_second,
+            raw,
+            warnings,
+        })
+    }
+
+    /// Settings with secrets redacted, for `config show` and the logs.
+    pub fn describe(&self) -> Vec<(String, String, Source)> {
+        OPTIONS
+            .iter()
+            .map(|o| {
+                let (v, s) = self
+                    .raw
+                    .get(o.key)
+                    .cloned()
+                    .unwrap_or((String::new(), Source::Default));
+                let v = if o.secret && !v.is_empty() {
+                    "<redacted>".to_string()
+                } else {
+                    v
+                };
+                (o.key.to_string(), v, s)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn precedence_is_cli_env_file_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.toml");
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:1000\"\ndata_dir = \"/file\"\nlog = \"debug\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(
+            Some(&f),
+            &[("data_dir", "/cli".into())],
+            &env(&[
+                ("MAILSTEAD_LISTEN", "127.0.0.1:2000"),
+                ("MAILSTEAD_DATA_DIR", "/env"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/cli"));
+        assert_eq!(s.listen.port(), 2000);
+        assert_eq!(s.log, "debug");
+        assert_eq!(s.max_body_bytes, 1048576);
+        assert_eq!(s.public_url, "https://127.0.0.1:2000");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_all_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.toml");
+        std::fs::write(&f, "listne = \"x\"\nmax_body_bytes = \"lots\"\n").unwrap();
+        let e = Settings::load(Some(&f), &[], &env(&[("MAILSTEAD_LISTEN", "nope")])).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("unknown setting 'listne'"), "{text}");
+        assert!(
+            text.contains("max_body_bytes must be a whole number"),
+            "{text}"
+        );
+        assert!(text.contains("listen must be"), "{text}");
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_are_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pw");
+        std::fs::write(&p, "s3cret-password\n").unwrap();
+        let s = Settings::load(
+            None,
+            &[],
+            &env(&[
+                ("MAILSTEAD_ADMIN_EMAIL", "a@example.test"),
+                ("MAILSTEAD_ADMIN_PASSWORD_FILE", p.to_str().unwrap()),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.admin_password.expose(), "s3cret-password");
+        assert!(!format!("{s:?}").contains("s3cret"));
+        assert!(
+            s.describe()
+                .iter()
+                .any(|(k, v, _)| k == "admin_password" && v == "<redacted>")
+        );
+    }
+
+    #[test]
+    fn the_documented_config_lists_every_option() {
+        let doc = include_str!("../config/mailstead.toml");
+        for o in OPTIONS {
+            assert!(
+                doc.contains(&format!("# {} = ", o.key)) || doc.contains(&format!("{} = ", o.key)),
+                "config/mailstead.toml lacks {}",
+                o.key
+            );
+        }
+        // and the documented file itself loads
+        let parsed: toml::Table = doc.parse().unwrap();
+        assert!(parsed.keys().all(|k| OPTIONS.iter().any(|o| o.key == k)));
+    }
+}

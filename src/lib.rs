@@ -1,0 +1,17 @@
+//! Mailstead: a self-hosted email campaign and CRM appliance. See ARCHITECTURE.md for the map.
+
+pub mod accounts;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod contacts;
+pub mod control;
+pub mod http;
+pub mod import;
+pub mod metrics;
+pub mod model;
+pub mod policy;
+pub mod search;
+pub mod server;
+pub mod store;
+pub mod tls;

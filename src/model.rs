@@ -1,0 +1,319 @@
+//! Plain domain records shared by the store, the search index and the services.
+//! Nothing here knows about HTTP, redb or tantivy.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+
+pub type Id = u64;
+
+/// Current time, truncated to whole microseconds so that values round-trip through RFC 3339.
+pub fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
+        .unwrap_or(t)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Manager,
+    Sales,
+    Marketing,
+    Viewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Manager,
+        Role::Sales,
+        Role::Marketing,
+        Role::Viewer,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Manager => "manager",
+            Role::Sales => "sales",
+            Role::Marketing => "marketing",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                format!(
+                    "unknown role '{s}' (expected one of admin, manager, sales, marketing, viewer)"
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MembershipStatus {
+    Unconfirmed,
+    Confirmed,
+    Unsubscribed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Membership {
+    pub list_id: Id,
+    pub status: MembershipStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Consent {
+    pub purpose: String,
+    pub source: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub at: OffsetDateTime,
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// The wording the person agreed to, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wording: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Contact {
+    pub id: Id,
+    pub email: String,
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: String,
+    #[serde(default)]
+    pub company: String,
+    #[serde(default)]
+    pub phone: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub lists: Vec<Membership>,
+    #[serde(default)]
+    pub consents: Vec<Consent>,
+    #[serde(default)]
+    pub owner_id: Option<Id>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub updated_at: OffsetDateTime,
+    /// Store change sequence of the last write; the search index follows it.
+    #[serde(default, skip_serializing)]
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OptIn {
+    Single,
+    Double,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MailingList {
+    pub id: Id,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub opt_in: OptIn,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub id: Id,
+    pub email: String,
+    pub role: Role,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub id: Id,
+    pub user_id: Id,
+    pub name: String,
+    /// SHA-256 of the token; the token itself is shown once and never stored.
+    pub hash: [u8; 32],
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub user_id: Id,
+    pub csrf_token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportStatus {
+    Running,
+    Done,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportMode {
+    Upsert,
+    Create,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ImportRowError {
+    pub line: u64,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ImportJob {
+    pub id: Id,
+    pub status: ImportStatus,
+    pub mode: ImportMode,
+    pub list_id: Option<Id>,
+    pub user_id: Option<Id>,
+    pub processed: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub skipped: u64,
+    pub errors: Vec<ImportRowError>,
+    /// Errors beyond the first [`MAX_IMPORT_ERRORS`] are only counted.
+    pub error_count: u64,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>)]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+pub const MAX_IMPORT_ERRORS: usize = 1000;
+
+/// Lower-cases and trims an address and checks its shape (RFC 5321 limits, no spaces or
+/// control characters, one `@`, a dotted domain). Returns a message a person understands.
+pub fn normalise_email(raw: &str) -> Result<String, String> {
+    let e = raw.trim();
+    if e.is_empty() {
+        return Err("email is required".into());
+    }
+    if e.len() > 254 {
+        return Err("email is longer than 254 characters".into());
+    }
+    if e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "'{}' is not a valid email address: it contains spaces or control characters",
+            e.escape_default()
+        ));
+    }
+    let Some((local, domain)) = e.rsplit_once('@') else {
+        return Err(format!("'{e}' is not a valid email address: it has no '@'"));
+    };
+    if local.is_empty() || local.len() > 64 {
+        return Err(format!(
+            "'{e}' is not a valid email address: the part before '@' must be 1 to 64 characters"
+        ));
+    }
+    if local.contains('@')
+        || local.contains(['<', '>', '(', ')', '[', ']', ',', ';', ':', '\\', '"'])
+    {
+        return Err(format!(
+            "'{e}' is not a valid email address: the part before '@' has characters that are not allowed"
+        ));
+    }
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return Err(format!(
+            "'{e}' is not a valid email address: misplaced dot before '@'"
+        ));
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2
+        || labels.iter().any(|l| {
+            l.is_empty()
+                || l.len() > 63
+                || l.starts_with('-')
+                || l.ends_with('-')
+                || !l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
+    {
+        return Err(format!(
+            "'{e}' is not a valid email address: '{domain}' is not a valid domain"
+        ));
+    }
+    Ok(e.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(
+            normalise_email("  Ann.Lee@Example.COM ").unwrap(),
+            "ann.lee@example.com"
+        );
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@x.com",
+            "a b@x.com",
+            "ann@x",
+            "ann@-x.com",
+            "a..b@x.com",
+            "a\r\n@x.com",
+            "ann@x..com",
+        ] {
+            assert!(normalise_email(bad).is_err(), "{bad:?} accepted");
+        }
+        let long_local = format!("{}@x.com", "a".repeat(65));
+        assert!(normalise_email(&long_local).is_err());
+    }
+
+    #[test]
+    fn roles_parse() {
+        assert_eq!("Admin".parse::<Role>().unwrap(), Role::Admin);
+        assert!("root".parse::<Role>().is_err());
+    }
+}

@@ -1,0 +1,231 @@
+//! Row-level access: the one place that decides who may see and change what. Services call
+//! it for every record they read or write, and hand its [`Scope`] to search and counts so that
+//! lists, counts and exports are filtered the same way as single reads. Nothing here knows
+//! about HTTP; a record the actor may not see is reported as not found.
+
+use crate::model::{ApiToken, Contact, Id, Role};
+pub use crate::search::Scope;
+
+/// Who is acting: a logged-in user or the user behind an API token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: Id,
+    pub email: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Read,
+    Create,
+    Update,
+    Delete,
+}
+
+impl Action {
+    fn verb(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Create => "create",
+            Action::Update => "change",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// The record is outside the actor's scope: callers answer as if it did not exist.
+    #[error("not found")]
+    NotVisible,
+    #[error("the {role} role may not {verb} {what}")]
+    Forbidden {
+        role: Role,
+        verb: &'static str,
+        what: &'static str,
+    },
+}
+
+fn forbid(actor: &Actor, action: Action, what: &'static str) -> Denied {
+    Denied::Forbidden {
+        role: actor.role,
+        verb: action.verb(),
+        what,
+    }
+}
+
+impl Actor {
+    /// The operator at the command line (who has the data dir, and so everything).
+    pub fn system() -> Actor {
+        Actor {
+            user_id: 0,
+            email: "cli".into(),
+            role: Role::Admin,
+        }
+    }
+
+    /// The contacts this actor may see. Sales people see the contacts they own.
+    pub fn contact_scope(&self) -> Scope {
+        match self.role {
+            Role::Admin | Role::Manager | Role::Marketing | Role::Viewer => Scope::All,
+            Role::Sales => Scope::OwnedBy(self.user_id),
+        }
+    }
+
+    fn in_scope(&self, c: &Contact) -> bool {
+        match self.contact_scope() {
+            Scope::All => true,
+            Scope::OwnedBy(u) => c.owner_id == Some(u),
+        }
+    }
+
+    /// Checks an action on an existing contact.
+    pub fn check_contact(&self, c: &Contact, action: Action) -> Result<(), Denied> {
+        if !self.in_scope(c) {
+            return Err(Denied::NotVisible);
+        }
+        match (self.role, action) {
+            (_, Action::Read) => Ok(()),
+            (Role::Viewer, _) => Err(forbid(self, action, "contacts")),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn check_create_contact(&self) -> Result<(), Denied> {
+        match self.role {
+            Role::Viewer => Err(forbid(self, Action::Create, "contacts")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Who owns a contact this actor creates, when the request does not say.
+    /// The command line acts as user 0, which owns nothing.
+    pub fn default_owner(&self) -> Option<Id> {
+        (self.user_id != 0).then_some(self.user_id)
+    }
+
+    /// Whether the actor may give a contact to another owner.
+    pub fn check_assign_owner(&self, owner: Option<Id>) -> Result<(), Denied> {
+        match self.role {
+            Role::Admin | Role::Manager | Role::Marketing => Ok(()),
+            Role::Sales if owner == Some(self.user_id) => Ok(()),
+            _ => Err(forbid(self, Action::Update, "contact ownership")),
+        }
+    }
+
+    /// Lists: everybody reads them; admins, managers and marketing change them.
+    pub fn check_lists(&self, action: Action) -> Result<(), Denied> {
+        match (self.role, action) {
+            (_, Action::Read) => Ok(()),
+            (Role::Admin | Role::Manager | Role::Marketing, _) => Ok(()),
+            _ => Err(forbid(self, action, "lists")),
+        }
+    }
+
+    /// Bulk imports create and change contacts in numbers.
+    pub fn check_import(&self) -> Result<(), Denied> {
+        match self.role {
+            Role::Admin | Role::Manager | Role::Marketing | Role::Sales => Ok(()),
+            Role::Viewer => Err(forbid(self, Action::Create, "imports")),
+        }
+    }
+
+    /// Import jobs are visible to whoever started them, and to admins and managers.
+    pub fn sees_import(&self, started_by: Option<Id>) -> bool {
+        matches!(self.role, Role::Admin | Role::Manager) || started_by == Some(self.user_id)
+    }
+
+    /// User accounts are administered by admins only.
+    pub fn check_users(&self, action: Action) -> Result<(), Denied> {
+        match self.role {
+            Role::Admin => Ok(()),
+            _ => Err(forbid(self, action, "user accounts")),
+        }
+    }
+
+    /// Everybody manages their own API tokens; admins see and revoke everybody's.
+    pub fn check_token(&self, token: &ApiToken, action: Action) -> Result<(), Denied> {
+        if token.user_id == self.user_id || self.role == Role::Admin {
+            Ok(())
+        } else {
+            let _ = action;
+            Err(Denied::NotVisible)
+        }
+    }
+
+    pub fn sees_all_tokens(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::now;
+
+    fn actor(role: Role, id: Id) -> Actor {
+        Actor {
+            user_id: id,
+            email: format!("u{id}@example.test"),
+            role,
+        }
+    }
+
+    fn contact(owner: Option<Id>) -> Contact {
+        Contact {
+            id: 1,
+            email: "a@example.test".into(),
+            first_name: String::new(),
+            last_name: String::new(),
+            company: String::new(),
+            phone: String::new(),
+            tags: vec![],
+            attributes: Default::default(),
+            lists: vec![],
+            consents: vec![],
+            owner_id: owner,
+            created_at: now(),
+            updated_at: now(),
+            seq: 0,
+        }
+    }
+
+    #[test]
+    fn sales_see_only_their_own_contacts() {
+        let s = actor(Role::Sales, 7);
+        assert_eq!(s.contact_scope(), Scope::OwnedBy(7));
+        assert!(s.check_contact(&contact(Some(7)), Action::Update).is_ok());
+        assert_eq!(
+            s.check_contact(&contact(Some(8)), Action::Read),
+            Err(Denied::NotVisible)
+        );
+        assert_eq!(
+            s.check_contact(&contact(None), Action::Read),
+            Err(Denied::NotVisible)
+        );
+        assert!(s.check_assign_owner(Some(8)).is_err());
+    }
+
+    #[test]
+    fn viewers_read_but_never_write() {
+        let v = actor(Role::Viewer, 2);
+        assert!(v.check_contact(&contact(Some(9)), Action::Read).is_ok());
+        assert!(matches!(
+            v.check_contact(&contact(Some(9)), Action::Update),
+            Err(Denied::Forbidden { .. })
+        ));
+        assert!(v.check_create_contact().is_err());
+        assert!(v.check_lists(Action::Create).is_err());
+        assert!(v.check_import().is_err());
+    }
+
+    #[test]
+    fn only_admins_manage_users() {
+        for r in Role::ALL {
+            assert_eq!(
+                actor(r, 1).check_users(Action::Read).is_ok(),
+                r == Role::Admin
+            );
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! `mailstead serve`: opens the appliance, prepares TLS and the first admin, starts the
+//! HTTPS listener, the control socket and housekeeping, and shuts down cleanly on a signal.
+
+use crate::app::App;
+use crate::config::Settings;
+use crate::model::Role;
+use anyhow::{Context, Result};
+
+pub fn run(settings: Settings) -> Result<()> {
+    crate::tls::install_crypto_provider();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(settings))
+}
+
+async fn serve(settings: Settings) -> Result<()> {
+    let started = std::time::Instant::now();
+    let s2 = settings.clone();
+    let app = tokio::task::spawn_blocking(move || App::open(s2)).await??;
+    let interrupted = app.store.fail_interrupted_imports()?;
+    if interrupted > 0 {
+        tracing::warn!(
+            imports = interrupted,
+            "imports interrupted by the last stop were marked failed"
+        );
+    }
+    first_admin(&app)?;
+    let host = url_host(&settings.public_url);
+    let files = crate::tls::ensure(
+        &settings.data_dir,
+        settings.tls_cert.as_deref(),
+        settings.tls_key.as_deref(),
+        &host.into_iter().collect::<Vec<_>>(),
+    )?;
+    if files.generated {
+        tracing::info!(cert = %files.cert.display(), "generated a self-signed TLS certificate; set tls_cert/tls_key for a real one");
+    }
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
+        .await
+        .with_context(|| {
+            format!(
+                "loading TLS certificate {} and key {}",
+                files.cert.display(),
+                files.key.display()
+            )
+        })?;
+    let state = crate::http::state(app);
+
+    let control = tokio::spawn(crate::control::serve(
+        state.store.clone(),
+        settings.data_dir.clone(),
+    ));
+    let housekeeping = {
+        let st = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let s = st.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = s.store.purge_sessions(crate::model::now()) {
+                        tracing::warn!(error = %e, "session purge failed");
+                    }
+                })
+                .await;
+            }
+        })
+    };
+    tracing::info!(
+        listen = %settings.listen,
+        public_url = %settings.public_url,
+        data_dir = %settings.data_dir.display(),
+        contacts = state.search.num_docs(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "mailstead is ready"
+    );
+    let result = crate::http::serve(state.clone(), tls, shutdown_signal()).await;
+    control.abort();
+    housekeeping.abort();
+    let _ = std::fs::remove_file(crate::control::socket_path(&settings.data_dir));
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || st.search.commit()).await??;
+    tracing::info!("stopped");
+    result.with_context(|| format!("serving HTTPS on {}", settings.listen))
+}
+
+fn first_admin(app: &App) -> Result<()> {
+    if app.store.user_count()? > 0 {
+        return Ok(());
+    }
+    match &app.settings.admin_email {
+        Some(email) => {
+            let u = app.accounts.create_user(
+                email,
+                Role::Admin,
+                app.settings.admin_password.expose(),
+            )?;
+            tracing::info!(email = %u.email, "created the first admin from MAILSTEAD_ADMIN_EMAIL");
+        }
+        None => {
+            tracing::warn!(
+                "no users yet. Create the first admin with:\n    mailstead user create --data-dir {} --email you@example.com --role admin\n(the password is read from standard input), or set MAILSTEAD_ADMIN_EMAIL and MAILSTEAD_ADMIN_PASSWORD_FILE",
+                app.settings.data_dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let host = rest.split(['/', '?']).next()?;
+    let host = if host.starts_with('[') {
+        host.split(']').next()?.trim_start_matches('[')
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    (!host.is_empty()).then(|| host.to_string())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

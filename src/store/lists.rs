@@ -1,0 +1,65 @@
+//! Mailing lists.
+
+use super::{LISTS, Result, SEQUENCES, Store, StoreError, decode, encode, get_json, next_seq};
+use crate::model::{Id, MailingList};
+use redb::{ReadableDatabase, ReadableTable};
+
+impl Store {
+    pub fn create_list(&self, mut list: MailingList) -> Result<MailingList> {
+        let wtx = self.db.begin_write()?;
+        {
+            let mut lists = wtx.open_table(LISTS)?;
+            for row in lists.iter()? {
+                let (_, v) = row?;
+                let existing: MailingList = decode("lists", v.value())?;
+                if existing.name.eq_ignore_ascii_case(&list.name) {
+                    return Err(StoreError::Invalid(format!(
+                        "a list named '{}' already exists",
+                        existing.name
+                    )));
+                }
+            }
+            let mut seqs = wtx.open_table(SEQUENCES)?;
+            list.id = next_seq(&mut seqs, "list")?;
+            lists.insert(list.id, encode(&list).as_slice())?;
+        }
+        wtx.commit()?;
+        Ok(list)
+    }
+
+    pub fn update_list(&self, list: &MailingList) -> Result<()> {
+        let wtx = self.db.begin_write()?;
+        {
+            let mut lists = wtx.open_table(LISTS)?;
+            if lists.get(list.id)?.is_none() {
+                return Err(StoreError::NotFound("list"));
+            }
+            lists.insert(list.id, encode(list).as_slice())?;
+        }
+        wtx.commit()?;
+        Ok(())
+    }
+
+    pub fn list(&self, id: Id) -> Result<Option<MailingList>> {
+        let rtx = self.db.begin_read()?;
+        get_json(&rtx.open_table(LISTS)?, "lists", id)
+    }
+
+    pub fn list_by_name(&self, name: &str) -> Result<Option<MailingList>> {
+        Ok(self
+            .lists()?
+            .into_iter()
+            .find(|l| l.name.eq_ignore_ascii_case(name.trim())))
+    }
+
+    pub fn lists(&self) -> Result<Vec<MailingList>> {
+        let rtx = self.db.begin_read()?;
+        let t = rtx.open_table(LISTS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (_, v) = row?;
+            out.push(decode("lists", v.value())?);
+        }
+        Ok(out)
+    }
+}
