@@ -137,6 +137,8 @@ interface RequestOptions {
   signal?: AbortSignal;
   /** Do not trigger the global "show login" handler on 401. */
   quiet401?: boolean;
+  /** Internal: this is the retry after refreshing the CSRF token. */
+  retried?: boolean;
 }
 
 async function readError(res: Response): Promise<ApiError> {
@@ -190,6 +192,18 @@ export async function request<T>(method: string, path: string, opts: RequestOpti
   if (!res.ok) {
     const err = await readError(res);
     if (res.status === 401 && !opts.quiet401 && unauthorizedHandler) unauthorizedHandler();
+    // A stale CSRF token (e.g. the session was renewed in another tab): refresh it once and retry.
+    if (res.status === 403 && err.code === 'csrf_failed' && !opts.retried && opts.raw === undefined) {
+      try {
+        const s = await request<Session>('GET', '/api/v1/session', { quiet401: true });
+        if (s?.csrf_token && s.csrf_token !== csrfToken) {
+          csrfToken = s.csrf_token;
+          return request<T>(method, path, { ...opts, retried: true });
+        }
+      } catch {
+        /* fall through to the original error */
+      }
+    }
     throw err;
   }
   if (res.status === 204) return undefined as T;
