@@ -7,6 +7,10 @@
 //   CHROMIUM                 browser binary (default /usr/bin/chromium)
 //   MAILSTEAD_REQUIRE_PEERS  "1": a missing binary/browser/playwright-core is a failure, not a skip
 //   E2E_KEEP_DATA            "1": keep the temporary data dir for inspection
+//   E2E_UI_DIST              a built console dir (e.g. admin-ui/dist): serve it through
+//                            admin-ui/dev/ui-proxy.mjs in front of the server instead of the
+//                            console embedded in the binary (for binaries built with
+//                            MAILSTEAD_SKIP_UI_BUILD=1)
 // Screenshots, the server log and browser console output go to target/e2e-artifacts/.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -146,7 +150,9 @@ function defineSuite() {
   let context = null;
   let page = null;
   let base = '';
+  let proxy = null;
   let shot = 0;
+  let failedStep = null;
   const browserLog = [];
   const pageErrors = [];
 
@@ -192,6 +198,19 @@ function defineSuite() {
       await sleep(250);
     }
 
+    if (process.env.E2E_UI_DIST) {
+      const { startUiProxy } = await import(path.join(repoRoot, 'admin-ui', 'dev', 'ui-proxy.mjs'));
+      const tlsDir = path.join(dataDir, 'tls');
+      proxy = await startUiProxy({
+        distDir: path.resolve(repoRoot, process.env.E2E_UI_DIST),
+        upstream: base,
+        cert: fs.readFileSync(path.join(tlsDir, 'cert.pem')),
+        key: fs.readFileSync(path.join(tlsDir, 'key.pem')),
+      });
+      console.log(`console served from ${process.env.E2E_UI_DIST} via ${proxy.url} -> ${base}`);
+      base = proxy.url;
+    }
+
     browser = await chromium.launch({
       executablePath: chromiumPath,
       args: [
@@ -225,6 +244,7 @@ function defineSuite() {
       /* best effort */
     }
     await browser?.close().catch(() => {});
+    await proxy?.close().catch(() => {});
     if (server && server.exitCode === null && server.signalCode === null) {
       server.kill('SIGTERM');
       const res = await Promise.race([serverExit, sleep(5000).then(() => null)]);
@@ -263,11 +283,14 @@ function defineSuite() {
   };
 
   /** Wraps a step so a failure leaves a screenshot behind. */
-  const step = (name, fn) => async () => {
+  const step = (name, fn) => async (st) => {
+    // Steps build on each other: after a failure the rest would only time out one by one.
+    if (failedStep) return st.skip(`skipped: step "${failedStep}" failed`);
     try {
       await fn();
       await screenshot(name);
     } catch (e) {
+      failedStep = name;
       await screenshot(`FAILED-${name}`);
       throw e;
     }
@@ -279,6 +302,13 @@ function defineSuite() {
       step('login-page', async () => {
         const res = await page.goto(`${base}/some/deep/link`);
         assert.equal(res.status(), 200, 'SPA fallback should answer 200');
+        if ((await page.locator('#app').count()) === 0) {
+          const text = (await page.textContent('body'))?.trim().slice(0, 300);
+          assert.fail(
+            `the server did not serve the admin console at / (is the binary built with MAILSTEAD_SKIP_UI_BUILD=1? ` +
+              `rebuild it normally, or set E2E_UI_DIST=admin-ui/dist). Page says: ${text}`,
+          );
+        }
         await page.getByRole('heading', { name: 'Sign in' }).waitFor();
       }),
     );
