@@ -86,6 +86,12 @@ export interface ImportJob {
   errors: ImportError[];
   created_at: string;
   finished_at: string | null;
+  /** Total number of bad rows when the server caps `errors` (optional). */
+  error_count?: number;
+  /** Why a failed import failed (optional). */
+  message?: string | null;
+  mode?: 'upsert' | 'create';
+  list_id?: number | null;
 }
 
 export interface ApiToken {

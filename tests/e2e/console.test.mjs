@@ -37,15 +37,19 @@ const VIEWER_PASSWORD = 'viewer-password-for-e2e-7';
 const STEP_TIMEOUT = 15_000;
 
 // The bad row (invalid email) is physical line 4 of the file; the header is line 1.
+const FILLERS = 30;
 const CSV = [
   'email,first_name,last_name,company,phone',
   'ada@example.test,Ada,Lovelace,Analytical Engines,+44 20 7946 0001',
   'grace@example.test,Grace,Hopper,US Navy,',
   'not-an-email,Bad,Row,Nowhere,',
   'alan@example.test,Alan,Turing,Bletchley Park,',
+  // enough filler rows to need a second page of results (page size 25)
+  ...Array.from({ length: FILLERS }, (_, i) => `filler${String(i).padStart(2, '0')}@example.test,Filler,Number${i},Fill Co,`),
   '',
 ].join('\n');
 const BAD_LINE = 4;
+const VALID_ROWS = 3 + FILLERS;
 
 // ------------------------------------------------------------------ prerequisites
 
@@ -369,13 +373,36 @@ function defineSuite() {
           30_000,
         );
         assert.equal(status, 'done', 'import final status');
-        assert.equal((await page.getByTestId('import-created').textContent()).trim(), '3');
-        assert.equal((await page.getByTestId('import-processed').textContent()).trim(), '4');
+        assert.equal((await page.getByTestId('import-created').textContent()).trim(), String(VALID_ROWS));
+        assert.equal((await page.getByTestId('import-processed').textContent()).trim(), String(VALID_ROWS + 1));
         const errRows = page.getByTestId('import-errors').locator('tbody tr');
         assert.equal(await errRows.count(), 1, 'exactly one error row');
         const lineCell = (await errRows.first().locator('td').first().textContent()).trim();
         assert.equal(lineCell, String(BAD_LINE), `error should point at line ${BAD_LINE}`);
         assert.match(await page.getByTestId('import-final').textContent(), /Finished/);
+      }),
+    );
+
+    await t.test(
+      'pages through all contacts with "Load more" and shows the total',
+      step('load-more', async () => {
+        await page.getByRole('navigation', { name: 'Primary' }).getByRole('link', { name: 'Contacts' }).click();
+        await page.getByRole('heading', { name: 'Contacts', level: 1 }).waitFor();
+        const results = page.locator('#contact-results[data-query=""][aria-busy="false"]');
+        const rows = results.locator('tbody tr');
+        await until('the first page of contacts', async () => (await rows.count()) > 0);
+        const first = await rows.count();
+        assert.ok(first < VALID_ROWS, `first page should be partial (got ${first} rows)`);
+        const summary = await page.getByTestId('result-summary').textContent();
+        assert.match(summary, new RegExp(`^${VALID_ROWS} contacts`), `summary shows the total: ${summary}`);
+        for (let i = 0; i < 10 && (await page.getByRole('button', { name: 'Load more' }).count()) > 0; i++) {
+          const before = await rows.count();
+          await page.getByRole('button', { name: 'Load more' }).click();
+          await until('more rows', async () => (await rows.count()) > before);
+        }
+        assert.equal(await rows.count(), VALID_ROWS, 'all contacts listed after paging');
+        const emails = await results.locator('td.cell-email').allTextContents();
+        assert.equal(new Set(emails).size, emails.length, 'no contact is listed twice across pages');
       }),
     );
 

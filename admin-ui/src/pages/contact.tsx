@@ -119,6 +119,7 @@ export function ContactPage({ id }: { id: string | null }) {
   const [contact, setContact] = useState<Contact | null>(null);
   const [draft, setDraft] = useState<Draft>(() => toDraft(null));
   const [lists, setLists] = useState<MailList[]>([]);
+  const [ownerEmail, setOwnerEmail] = useState<string | null>(null);
   const [loadError, setLoadError] = useState<ApiError | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [loading, setLoading] = useState(!isNew);
@@ -153,6 +154,20 @@ export function ContactPage({ id }: { id: string | null }) {
       alive = false;
     };
   }, [id, isNew]);
+
+  // Admins can resolve the owner's email; everyone else sees "you" or the user id.
+  useEffect(() => {
+    const owner = contact?.owner_id;
+    if (owner == null || owner === user.id || user.role !== 'admin') return;
+    let alive = true;
+    api
+      .getUsers()
+      .then((r) => alive && setOwnerEmail(r.items.find((u) => u.id === owner)?.email ?? null))
+      .catch(() => {});
+    return () => {
+      alive = false;
+    };
+  }, [contact?.owner_id, user.id, user.role]);
 
   const patch = useMemo(() => (contact ? buildPatch(contact, draft) : null), [contact, draft]);
   const dirty = isNew ? true : !!patch && Object.keys(patch).length > 0;
@@ -379,7 +394,13 @@ export function ContactPage({ id }: { id: string | null }) {
               <dt>ID</dt>
               <dd>{contact.id}</dd>
               <dt>Owner</dt>
-              <dd>{contact.owner_id ?? '—'}</dd>
+              <dd>
+                {contact.owner_id == null
+                  ? '—'
+                  : contact.owner_id === user.id
+                    ? 'you'
+                    : ownerEmail ?? `user #${contact.owner_id}`}
+              </dd>
               <dt>Created</dt>
               <dd>{formatDate(contact.created_at)}</dd>
               <dt>Updated</dt>

@@ -249,7 +249,7 @@ export function ImportPage({ initialJob }: { initialJob: string | null }) {
                   <td data-label="Processed">{j.processed}</td>
                   <td data-label="Created">{j.created}</td>
                   <td data-label="Updated">{j.updated}</td>
-                  <td data-label="Errors">{j.errors?.length ?? 0}</td>
+                  <td data-label="Errors">{Math.max(j.error_count ?? 0, j.errors?.length ?? 0)}</td>
                 </tr>
               ))}
             </tbody>
@@ -279,6 +279,7 @@ function ImportProgress({
         ? Math.min(99, Math.round((job.processed / expectedRows) * 100))
         : null;
   const errors = job?.errors ?? [];
+  const errorCount = Math.max(job?.error_count ?? 0, errors.length);
   return (
     <section class="card import-progress" aria-labelledby="import-progress-title" data-testid="import-progress">
       <h2 id="import-progress-title">
@@ -322,21 +323,26 @@ function ImportProgress({
         </div>
         <div>
           <dt>Errors</dt>
-          <dd data-testid="import-error-count">{errors.length}</dd>
+          <dd data-testid="import-error-count">{errorCount}</dd>
         </div>
       </dl>
-      <p class="import-final" role="status" data-testid="import-final">
+      <p class={'import-final' + (job?.status === 'failed' ? ' text-danger' : '')} role="status" data-testid="import-final">
         {!job
           ? 'Starting…'
           : job.status === 'running'
             ? 'Import in progress…'
             : job.status === 'done'
-              ? `Finished ${formatDate(job.finished_at)}: ${job.created} created, ${job.updated} updated, ${job.skipped} skipped, ${errors.length} error${errors.length === 1 ? '' : 's'}.`
-              : `Import failed${job.finished_at ? ' at ' + formatDate(job.finished_at) : ''}.`}
+              ? `Finished ${formatDate(job.finished_at)}: ${job.created} created, ${job.updated} updated, ${job.skipped} skipped, ${errorCount} error${errorCount === 1 ? '' : 's'}.`
+              : `Import failed${job.finished_at ? ' at ' + formatDate(job.finished_at) : ''}${job.message ? ': ' + job.message : '.'}`}
       </p>
       {errors.length ? (
         <>
           <h3>Rows with errors</h3>
+          {errorCount > errors.length ? (
+            <p class="muted">
+              Showing the first {errors.length} of {errorCount} rows with errors.
+            </p>
+          ) : null}
           <div class="table-scroll">
             <table class="table table-compact errors-table" data-testid="import-errors">
               <thead>
