@@ -31,6 +31,11 @@ export function parseFilters(q: string): Chip[] {
   return chips;
 }
 
+/** A query the user is evidently still typing: ends in "field:" or has an unclosed quote. */
+function isIncomplete(q: string): boolean {
+  return /(^|\s)[a-z_]+:$/.test(q) || (q.match(/"/g)?.length ?? 0) % 2 === 1;
+}
+
 function formatFilter(key: string, value: string): string {
   const v = value.trim().replace(/"/g, '');
   return /\s/.test(v) ? `${key}:"${v}"` : `${key}:${v}`;
@@ -94,7 +99,8 @@ export function ContactsPage({ initialQuery, navSeq }: { initialQuery: string; n
 
   useEffect(() => {
     const query = debounced.trim();
-    if (query !== lastQuery.current) search(query, null);
+    // Don't flash "invalid query" errors while a filter is still being typed ("company:" or an open quote).
+    if (query !== lastQuery.current && !isIncomplete(query)) search(query, null);
     replaceQuery({ q: debounced.trim() || undefined });
   }, [debounced, search]);
 
@@ -162,13 +168,19 @@ export function ContactsPage({ initialQuery, navSeq }: { initialQuery: string; n
               autoComplete="off"
               spellcheck={false}
               value={q}
-              aria-describedby="search-help"
+              aria-describedby={error?.field === 'q' ? 'search-error search-help' : 'search-help'}
+              aria-invalid={error?.field === 'q' ? 'true' : undefined}
               aria-controls="contact-results"
               onInput={(e) => setQ(e.currentTarget.value)}
               onKeyDown={onKeyDown}
             />
             {loading ? <span class="spinner search-spinner" aria-hidden="true" /> : null}
           </div>
+          {error?.field === 'q' ? (
+            <p id="search-error" class="field-error">
+              {error.message}
+            </p>
+          ) : null}
           <p id="search-help" class="field-hint">
             Results update as you type. Prefixes and small typos are fine. Filters: <code>tag:</code>{' '}
             <code>company:</code> <code>email:</code> <code>first_name:</code> <code>last_name:</code>{' '}
@@ -198,11 +210,13 @@ export function ContactsPage({ initialQuery, navSeq }: { initialQuery: string; n
         ) : null}
       </div>
 
-      <ErrorBanner error={error} />
+      <ErrorBanner error={error?.field === 'q' ? null : error} />
 
       <div id="contact-results" aria-busy={loading} data-query={shownQuery ?? undefined}>
         <p class="result-summary" role="status" aria-live="polite" data-testid="result-summary">
-          {shownQuery === null
+          {error
+            ? ''
+            : shownQuery === null
             ? 'Loading…'
             : total !== null
               ? `${total} contact${total === 1 ? '' : 's'}${items.length < total ? ` · showing ${items.length}` : ''}`

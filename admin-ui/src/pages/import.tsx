@@ -292,7 +292,7 @@ function ImportProgress({
       </h2>
       <ErrorBanner error={pollError} />
       <div
-        class={'progress' + (pct === null ? ' progress-indeterminate' : '')}
+        class={'progress' + (pct === null ? ' progress-indeterminate' : '') + (job?.status === 'failed' ? ' progress-failed' : '')}
         role="progressbar"
         aria-label="Import progress"
         aria-valuemin={0}
