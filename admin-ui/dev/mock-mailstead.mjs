@@ -58,6 +58,12 @@ if (!cmd.startsWith('serve')) {
   process.exit(2);
 }
 
+if (db.users.length === 0) {
+  db.users.push({ id: nextId(), email: 'admin@example.test', role: 'admin', pw: hash('admin-password'), created_at: now() });
+  save();
+  console.log('no users yet: created admin@example.test / admin-password');
+}
+
 const listen = arg('--listen', '127.0.0.1:8443');
 const [host, portStr] = listen.split(/:(?=\d+$)/);
 const keyFile = path.join(dataDir, 'key.pem');
