@@ -128,6 +128,7 @@ interface ConfirmProps {
   confirmLabel?: string;
   danger?: boolean;
   busy?: boolean;
+  confirmDisabled?: boolean;
   onConfirm: () => void;
   onCancel: () => void;
 }
@@ -167,7 +168,11 @@ export function ConfirmDialog(p: ConfirmProps) {
           <button type="button" class="btn" onClick={p.onCancel} disabled={p.busy}>
             Cancel
           </button>
-          <button type="submit" class={'btn ' + (p.danger ? 'btn-danger' : 'btn-primary')} disabled={p.busy}>
+          <button
+            type="submit"
+            class={'btn ' + (p.danger ? 'btn-danger' : 'btn-primary')}
+            disabled={p.busy || p.confirmDisabled}
+          >
             {p.busy ? 'Working…' : p.confirmLabel ?? 'Confirm'}
           </button>
         </div>

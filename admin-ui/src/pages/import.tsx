@@ -39,6 +39,7 @@ export function ImportPage({ initialJob }: { initialJob: string | null }) {
   const [pollError, setPollError] = useState<ApiError | null>(null);
   const [history, setHistory] = useState<ImportJob[] | null>(null);
   const fileRef = useRef<HTMLInputElement>(null);
+  const justStarted = useRef<number | null>(null);
 
   const loadHistory = useCallback(() => {
     api
@@ -61,6 +62,7 @@ export function ImportPage({ initialJob }: { initialJob: string | null }) {
     let alive = true;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let failures = 0;
+    let sawRunning = false;
     const tick = async () => {
       try {
         const j = await api.getImport(jobId);
@@ -68,11 +70,16 @@ export function ImportPage({ initialJob }: { initialJob: string | null }) {
         failures = 0;
         setPollError(null);
         setJob(j);
-        if (j.status === 'running') timer = setTimeout(tick, POLL_MS);
-        else {
+        if (j.status === 'running') {
+          sawRunning = true;
+          timer = setTimeout(tick, POLL_MS);
+        } else {
           loadHistory();
-          if (j.status === 'done') notify(`Import #${j.id} finished`);
-          else notify(`Import #${j.id} failed`, 'error');
+          // Announce only imports we watched finish (not old ones opened from the history).
+          if (sawRunning || justStarted.current === j.id) {
+            if (j.status === 'done') notify(`Import #${j.id} finished`);
+            else notify(`Import #${j.id} failed`, 'error');
+          }
         }
       } catch (e) {
         if (!alive) return;
@@ -107,6 +114,7 @@ export function ImportPage({ initialJob }: { initialJob: string | null }) {
         .then(setExpectedRows)
         .catch(() => setExpectedRows(null));
       const res = await api.startImport(file, listId ? Number(listId) : null, mode);
+      justStarted.current = res.id;
       setJobId(res.id);
       replaceQuery({ id: String(res.id) });
     } catch (err) {

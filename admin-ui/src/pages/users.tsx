@@ -28,6 +28,8 @@ export function UsersPage() {
   const [busyId, setBusyId] = useState<number | null>(null);
   const [toDelete, setToDelete] = useState<User | null>(null);
   const [pwUser, setPwUser] = useState<User | null>(null);
+  // Bumped when a role change fails, to re-mount the selects with the role we really have.
+  const [rev, setRev] = useState(0);
 
   useEffect(() => {
     api
@@ -46,6 +48,7 @@ export function UsersPage() {
       notify(`${u.email} is now ${role}`);
     } catch (e) {
       setError(toApiError(e));
+      setRev((r) => r + 1);
     } finally {
       setBusyId(null);
     }
@@ -101,6 +104,7 @@ export function UsersPage() {
                         Role of {u.email}
                       </label>
                       <select
+                        key={`${u.id}-${rev}`}
                         id={`role-${u.id}`}
                         value={u.role}
                         disabled={busyId === u.id || self}
@@ -242,6 +246,7 @@ function PasswordDialog({ user, onClose }: { user: User; onClose: () => void }) 
       title={`Set password for ${user.email}`}
       confirmLabel="Set password"
       busy={busy}
+      confirmDisabled={!password}
       onCancel={onClose}
       onConfirm={async () => {
         if (!password) return;
