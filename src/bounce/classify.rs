@@ -1351,7 +1351,7 @@ pub(crate) fn classify(ev: &Evidence) -> Reason {
         let definitive = is_definitive_unknown(&ev.diag)
             || (text.is_none() && is_definitive_unknown(&ev.context));
         let vague = ev.command.is_none() && !ev.recipient_in_diag && !definitive;
-        if ev.command == Some(Command::Data)
+        if (ev.command == Some(Command::Data) && !definitive)
             || (ev.command.is_none() && status_not_address)
             || vague
         {
