@@ -31,6 +31,21 @@ fn report_fields(msg: &Extracted) -> Option<Headers> {
 
 /// Parse a complaint report. `None` when the message is not one.
 pub(crate) fn parse(msg: &Extracted) -> Option<Vec<RecipientReport>> {
+    // Microsoft JMRP complaints are not ARF but carry the complaining
+    // recipient in a header of their own.
+    if let Some(v) = msg.headers.get("x-hmxmroriginalrecipient")
+        && let Some(recipient) = normalize_recipient(v)
+    {
+        return Some(vec![RecipientReport {
+            recipient,
+            status: String::new(),
+            reply_code: String::new(),
+            reason: Reason::Feedback,
+            hard: false,
+            feedback_type: "abuse".to_string(),
+            diagnostic: String::new(),
+        }]);
+    }
     let is_report = msg.report_type == "feedback-report" || !msg.feedback_report.is_empty();
     let fields = report_fields(msg);
     if !is_report && fields.is_none() {

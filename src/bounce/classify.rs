@@ -241,6 +241,11 @@ const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::MesgTooBig,
         &[
+            "recipsizelimit",
+            "sendsizelimit",
+            "message size over limit",
+            "too large for",
+            "message size limit exceeded",
             "message too large",
             "message is too large",
             "message too big",
@@ -415,6 +420,11 @@ const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::SpamDetected,
         &[
+            "suspicion of spam",
+            "suspected of spam",
+            "message is likely unsolicited",
+            "likely unsolicited mail",
+            "rejected due to spam",
             "spam classification",
             "blacklisted url",
             "url in message",
@@ -587,6 +597,9 @@ const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::PolicyViolation,
         &[
+            "policy that prohibited",
+            "prohibited by policy",
+            "message not accepted for policy reasons",
             "policy violation",
             "protocol violation",
             "violates our",
@@ -615,6 +628,8 @@ const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::SecurityError,
         &[
+            "resolver.rst.authrequired",
+            "authrequired",
             "unauthenticated senders",
             "authentication required",
             "authentication is required",
@@ -734,6 +749,16 @@ const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::UserUnknown,
         &[
+            "recipnotfound",
+            "recipientnotfound",
+            "resolver.adr.recip",
+            "no such person",
+            "user does not exist here",
+            "address is not valid",
+            "not a valid address",
+            "unknown account",
+            "mailbox is not available",
+            "user account does not exist",
             "check if address is correct",
             "check if the address is correct",
             "address couldn't be found",
@@ -827,6 +852,11 @@ const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::Blocked,
         &[
+            "on our block list",
+            "blacklisted",
+            "rejected because of your ip",
+            "ip has been blocked",
+            "poor reputation ip",
             "invalid ip",
             "blocked",
             "blacklist",
@@ -947,6 +977,9 @@ const PHRASES: &[(Reason, &[&str])] = &[
     (
         Reason::SystemError,
         &[
+            "forwarding loop",
+            "server busy",
+            "system busy",
             "service currently unavailable",
             "currently unavailable",
             "please try later",
