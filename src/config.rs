@@ -326,7 +326,7 @@ impl Settings {
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
-        Ok(Settings {
+        let mut settings = Settings {
             data_dir,
             listen,
             public_url,
@@ -343,7 +343,16 @@ impl Settings {
             api_requests_per_second,
             raw,
             warnings,
-        })
+        };
+        // secrets live only in their typed fields, never in the raw table
+        for o in OPTIONS.iter().filter(|o| o.secret) {
+            if let Some((v, _)) = settings.raw.get_mut(o.key)
+                && !v.is_empty()
+            {
+                *v = "<redacted>".into();
+            }
+        }
+        Ok(settings)
     }
 
     /// Settings with secrets redacted, for `config show` and the logs.

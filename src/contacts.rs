@@ -470,13 +470,13 @@ impl Contacts {
             if n.is_empty() {
                 return Err(invalid("name", "a list needs a name"));
             }
-            if let Some(other) = self.store.list_by_name(&n)? {
-                if other.id != id {
-                    return Err(invalid(
-                        "name",
-                        format!("a list named '{}' already exists", other.name),
-                    ));
-                }
+            if let Some(other) = self.store.list_by_name(&n)?
+                && other.id != id
+            {
+                return Err(invalid(
+                    "name",
+                    format!("a list named '{}' already exists", other.name),
+                ));
             }
             l.name = n;
         }

@@ -80,6 +80,47 @@ fn classify(header: &str) -> (Column, String) {
     (col, key)
 }
 
+/// Passes bytes through and remembers where the line breaks are, so that a record's byte
+/// offset can be turned into the line a person sees in an editor. (The csv crate's own line
+/// counter lags by one on CRLF files: it counts the '\n' of a CRLF only when it reads the next
+/// record.)
+struct LineMap<R> {
+    inner: R,
+    offset: u64,
+    breaks: std::rc::Rc<std::cell::RefCell<LineBreaks>>,
+}
+
+#[derive(Default)]
+struct LineBreaks {
+    before: u64,
+    pending: std::collections::VecDeque<u64>,
+}
+
+impl LineBreaks {
+    /// 1-based line of the record whose first byte is at `byte` (or whose leftover '\n' is).
+    fn line_at(&mut self, byte: u64) -> u64 {
+        while self.pending.front().is_some_and(|&b| b <= byte) {
+            self.pending.pop_front();
+            self.before += 1;
+        }
+        self.before + 1
+    }
+}
+
+impl<R: Read> Read for LineMap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut breaks = self.breaks.borrow_mut();
+        for (i, b) in buf[..n].iter().enumerate() {
+            if *b == b'\n' {
+                breaks.pending.push_back(self.offset + i as u64);
+            }
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
 /// Import options.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
@@ -142,11 +183,20 @@ pub fn run(
             .into());
         }
     }
+    let breaks = std::rc::Rc::new(std::cell::RefCell::new(LineBreaks::default()));
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(false)
         .buffer_capacity(256 * 1024)
-        .from_reader(input);
+        .from_reader(LineMap {
+            inner: input,
+            offset: 0,
+            breaks: breaks.clone(),
+        });
+    let line_of = |pos: Option<&csv::Position>| -> u64 {
+        pos.map(|p| breaks.borrow_mut().line_at(p.byte()))
+            .unwrap_or(0)
+    };
     let mut record = csv::ByteRecord::new();
     let header = loop {
         match rdr.read_byte_record(&mut record) {
@@ -173,13 +223,13 @@ pub fn run(
         }
     };
     loop {
-        let line = rdr.position().line();
+        let line = line_of(Some(rdr.position()));
         match rdr.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
                 job.processed += 1;
-                let line = e.position().map(|p| p.line()).unwrap_or(line);
+                let line = e.position().map(|p| line_of(Some(p))).unwrap_or(line);
                 error(job, line, format!("not valid CSV: {e}"));
                 if matches!(e.kind(), csv::ErrorKind::Io(_)) {
                     break;
@@ -187,7 +237,7 @@ pub fn run(
                 continue;
             }
         }
-        let line = record.position().map(|p| p.line()).unwrap_or(line);
+        let line = record.position().map(|p| line_of(Some(p))).unwrap_or(line);
         if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
             continue;
         }
@@ -381,20 +431,19 @@ fn flush(
                 continue;
             }
             c.attributes = attrs;
-            if let Some(at) = optin.0 {
-                if !c
+            if let Some(at) = optin.0
+                && !c
                     .consents
                     .iter()
                     .any(|k| k.purpose == "email_marketing" && k.at == at)
-                {
-                    c.consents.push(Consent {
-                        purpose: "email_marketing".into(),
-                        source: opts.source.clone(),
-                        at,
-                        ip: optin.1.clone(),
-                        wording: None,
-                    });
-                }
+            {
+                c.consents.push(Consent {
+                    purpose: "email_marketing".into(),
+                    source: opts.source.clone(),
+                    at,
+                    ip: optin.1.clone(),
+                    wording: None,
+                });
             }
             if let Some(l) = opts.list_id {
                 add_membership(&mut c, l, MembershipStatus::Confirmed);

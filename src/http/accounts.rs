@@ -2,9 +2,9 @@
 
 use super::AppState;
 use super::auth::{Authed, SESSION_COOKIE, session_cookie};
-use super::error::{ApiError, Json, blocking};
+use super::error::{ApiError, Json, Path, blocking};
 use crate::model::{ApiToken, Id, Role, User};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};

@@ -2,10 +2,10 @@
 
 use super::AppState;
 use super::auth::Authed;
-use super::error::{ApiError, Json, Query, blocking};
+use super::error::{ApiError, Json, Path, Query, blocking};
 use crate::contacts::ContactInput;
 use crate::model::{Contact, Id, MailingList, OptIn};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@ use crate::accounts::AccountError;
 use crate::contacts::ContactError;
 use crate::import::ImportError;
 use crate::policy::Denied;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -248,6 +248,17 @@ impl<T: Serialize> IntoResponse for Json<T> {
 #[derive(axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct Query<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::bad_request(format!("invalid path: {}", r.body_text())).with_code("invalid_path")
+    }
+}
+
+/// Path extractor whose rejections use the API error shape.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
 
 /// Runs blocking store/index work off the async runtime.
 pub async fn blocking<T, E>(

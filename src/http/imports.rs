@@ -3,11 +3,11 @@
 
 use super::AppState;
 use super::auth::Authed;
-use super::error::{ApiError, Json, Query, blocking};
+use super::error::{ApiError, Json, Path, Query, blocking};
 use crate::import::{ImportOptions, run};
 use crate::model::{Id, ImportJob, ImportMode, ImportStatus, now};
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};

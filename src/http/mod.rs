@@ -138,11 +138,12 @@ async fn openapi() -> impl IntoResponse {
     axum::Json(ApiDoc::openapi())
 }
 
-async fn api_not_found(uri: Uri) -> ApiError {
+async fn api_not_found(uri: axum::extract::OriginalUri) -> ApiError {
+    let path = uri.0.path();
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        format!("no API route {}", uri.path()),
+        format!("no API route {path}"),
     )
 }
 
@@ -240,7 +241,9 @@ struct Console;
 /// Serves the embedded console; unknown paths get index.html (client-side routes).
 async fn console(uri: Uri) -> Response {
     if uri.path() == "/api" || uri.path().starts_with("/api/") {
-        return api_not_found(uri).await.into_response();
+        return api_not_found(axum::extract::OriginalUri(uri))
+            .await
+            .into_response();
     }
     let path = uri.path().trim_start_matches('/');
     let (file, name) = match Console::get(path).filter(|_| !path.is_empty()) {

@@ -140,13 +140,13 @@ impl ParsedQuery {
                     position: start,
                 });
             }
-            if let Some((Filter::List | Filter::Owner, _)) = filter {
-                if word.trim().parse::<u64>().is_err() {
-                    return Err(QueryError {
-                        message: format!("'{word}' is not a number (list and owner take ids)"),
-                        position: start,
-                    });
-                }
+            if let Some((Filter::List | Filter::Owner, _)) = filter
+                && word.trim().parse::<u64>().is_err()
+            {
+                return Err(QueryError {
+                    message: format!("'{word}' is not a number (list and owner take ids)"),
+                    position: start,
+                });
             }
             if word.trim().is_empty() {
                 continue;
@@ -381,7 +381,11 @@ mod tests {
                     seed ^= seed << 13;
                     seed ^= seed >> 7;
                     seed ^= seed << 17;
-                    b" \"-:tagcompany@.\t\\xyz\xc3"[(seed % 26) as usize] as char
+                    let alphabet = " \"-:tagcompany@.\t\\xyzé";
+                    alphabet
+                        .chars()
+                        .nth((seed % alphabet.chars().count() as u64) as usize)
+                        .unwrap_or(' ')
                 })
                 .collect();
             let _ = ParsedQuery::parse(&s);

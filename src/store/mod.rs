@@ -208,10 +208,10 @@ impl Store {
         {
             let rtx = self.db.begin_read()?;
             let meta = rtx.open_table(META)?;
-            if let Some(v) = meta.get(key.as_str())? {
-                if let Ok(arr) = <[u8; 32]>::try_from(v.value()) {
-                    return Ok(arr);
-                }
+            if let Some(v) = meta.get(key.as_str())?
+                && let Ok(arr) = <[u8; 32]>::try_from(v.value())
+            {
+                return Ok(arr);
             }
         }
         let wtx = self.db.begin_write()?;

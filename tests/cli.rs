@@ -1,0 +1,290 @@
+//! The command line: help everywhere, users, tokens, CSV import with lists, configuration
+//! precedence and errors, first-admin bootstrap and the Docker health check.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+#[test]
+fn help_is_available_for_every_command() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["user", "create", "--help"],
+        vec!["token", "create", "--help"],
+        vec!["import", "contacts", "--help"],
+        vec!["backup", "--help"],
+        vec!["restore", "--help"],
+        vec!["healthcheck", "--help"],
+    ] {
+        let o = Command::new(BIN).args(&args).output().unwrap();
+        assert!(o.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("Usage:"),
+            "{args:?}"
+        );
+    }
+    let o = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("--data-dir") && text.contains("--listen") && text.contains("--config"));
+}
+
+#[test]
+fn cli_users_tokens_and_import_with_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = cli(
+        &data,
+        &[
+            "user",
+            "create",
+            "--email",
+            "Ops@Example.test",
+            "--role",
+            "manager",
+        ],
+        Some("a good long password\n"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli(
+        &data,
+        &[
+            "user",
+            "create",
+            "--email",
+            "ops@example.test",
+            "--role",
+            "viewer",
+        ],
+        Some("a good long password"),
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("already exists"));
+    let o = cli(
+        &data,
+        &[
+            "user",
+            "create",
+            "--email",
+            "short@example.test",
+            "--role",
+            "viewer",
+        ],
+        Some("short"),
+    );
+    assert!(
+        stderr(&o).contains("at least 10 characters"),
+        "{}",
+        stderr(&o)
+    );
+    let o = cli(
+        &data,
+        &[
+            "user",
+            "create",
+            "--email",
+            "x@example.test",
+            "--role",
+            "root",
+        ],
+        Some("a good long password"),
+    );
+    assert!(stderr(&o).contains("unknown role"));
+    let o = cli(
+        &data,
+        &[
+            "token",
+            "create",
+            "--email",
+            "ops@example.test",
+            "--name",
+            "deploy",
+        ],
+        None,
+    );
+    assert!(o.status.success());
+    let token = stdout(&o).lines().last().unwrap().to_string();
+    assert!(token.starts_with("ms_") && token.len() > 40);
+
+    let csv = dir.path().join("people.csv");
+    let mut text = String::from("Email Address,First Name,Last Name,Company,Tags\n");
+    for i in 0..250 {
+        text.push_str(&format!(
+            "p{i}@import.test,P{i},Person,Company {},\"a;b\"\n",
+            i % 7
+        ));
+    }
+    text.push_str("broken,no,email,,\n");
+    std::fs::write(&csv, text).unwrap();
+    let o = cli(
+        &data,
+        &[
+            "import",
+            "contacts",
+            csv.to_str().unwrap(),
+            "--list",
+            "Attendees",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("250 created"), "{out}");
+    assert!(out.contains("line 252"), "{out}");
+    assert!(stderr(&o).contains("created list 'Attendees'"));
+
+    // the server sees them, in the list, searchable
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let o = Command::new(BIN)
+            .args(["healthcheck", "--listen", &format!("127.0.0.1:{port}")])
+            .output()
+            .unwrap();
+        if o.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "healthcheck never passed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pem = std::fs::read(data.join("tls/cert.pem")).unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let v: serde_json::Value = client
+        .get(format!(
+            "https://127.0.0.1:{port}/api/v1/contacts?q=tag:b%20company:%22company%203%22"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["total"], 36);
+    let lists: serde_json::Value = client
+        .get(format!("https://127.0.0.1:{port}/api/v1/lists"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(lists["items"][0]["name"], "Attendees");
+    assert_eq!(lists["items"][0]["member_count"], 250);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // healthcheck fails when nothing listens
+    let o = Command::new(BIN)
+        .args(["healthcheck", "--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+}
+
+#[test]
+fn configuration_precedence_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:1111\"\nlog = \"debug\"\nsession_ttl_hours = 3\n",
+    )
+    .unwrap();
+    let o = Command::new(BIN)
+        .args(["config", "show", "--config"])
+        .arg(&file)
+        .env("MAILSTEAD_LISTEN", "127.0.0.1:2222")
+        .env("MAILSTEAD_ADMIN_EMAIL", "a@example.test")
+        .env("MAILSTEAD_ADMIN_PASSWORD", "very secret value")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("listen = \"127.0.0.1:2222\"    # env"),
+        "{out}"
+    );
+    assert!(out.contains("log = \"debug\"    # file"), "{out}");
+    assert!(out.contains("data_dir = \"./data\"    # default"), "{out}");
+    assert!(!out.contains("very secret value"), "secrets are redacted");
+    std::fs::write(&file, "lisen = \"x\"\nmax_body_bytes = \"big\"\n").unwrap();
+    let o = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.path().join("d"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("unknown setting 'lisen'")
+            && err.contains("max_body_bytes must be a whole number"),
+        "{err}"
+    );
+}
+
+#[test]
+fn first_admin_comes_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "bootstrap password 1\n").unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("MAILSTEAD_ADMIN_EMAIL", "root@example.test")
+        .env("MAILSTEAD_ADMIN_PASSWORD_FILE", &pw)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !data.join("tls/cert.pem").exists()
+        || !Command::new(BIN)
+            .args(["healthcheck", "--listen", &format!("127.0.0.1:{port}")])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pem = std::fs::read(data.join("tls/cert.pem")).unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("https://127.0.0.1:{port}/api/v1/session"))
+        .json(
+            &serde_json::json!({"email": "root@example.test", "password": "bootstrap password 1"}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
