@@ -66,6 +66,16 @@ pub enum Command {
     /// Show or check the effective configuration (secrets redacted).
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Bounce and complaint messages.
+    #[command(subcommand)]
+    Bounce(BounceCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BounceCmd {
+    /// Classify a bounce, complaint or auto-reply message (.eml; '-' reads standard input).
+    /// Prints one JSON object per recipient and line.
+    Parse { file: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -154,14 +164,28 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::User(UserCmd::Create { email, role }) => {
             let role: Role = role.parse().map_err(anyhow::Error::msg)?;
-            let app = open(&cli.common)?;
-            let mut password = String::new();
-            std::io::stdin()
-                .read_to_string(&mut password)
-                .context("reading the password from standard input")?;
-            let password = password.trim_end_matches(['\r', '\n']);
-            let u = app.accounts.create_user(&email, role, password)?;
-            println!("created user {} ({}) with id {}", u.email, u.role, u.id);
+            let settings = load_settings(&cli.common, &[])?;
+            let read_password = || -> Result<String> {
+                let mut password = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut password)
+                    .context("reading the password from standard input")?;
+                Ok(password.trim_end_matches(['\r', '\n']).to_string())
+            };
+            match held_or_open(settings)? {
+                Held::Open(app) => {
+                    let u = app.accounts.create_user(&email, role, &read_password()?)?;
+                    println!("created user {} ({}) with id {}", u.email, u.role, u.id);
+                }
+                Held::ByServer(dir) => {
+                    let req = crate::control::Request::UserCreate {
+                        email,
+                        role,
+                        password: read_password()?,
+                    };
+                    println!("{}", crate::control::request(&dir, &req)?.message);
+                }
+            }
             Ok(())
         }
         Command::User(UserCmd::List) => {
@@ -172,20 +196,32 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Token(TokenCmd::Create { email, name }) => {
-            let app = open(&cli.common)?;
-            let email = email.trim().to_lowercase();
-            let user = app
-                .store
-                .user_by_email(&email)?
-                .with_context(|| format!("no user with the email {email}"))?;
-            let (t, secret) = app
-                .accounts
-                .create_token(&Actor::system(), user.id, &name)?;
-            println!(
-                "created token {} '{}' for {} (shown once; store it now):",
-                t.id, t.name, user.email
-            );
-            println!("{secret}");
+            let settings = load_settings(&cli.common, &[])?;
+            match held_or_open(settings)? {
+                Held::Open(app) => {
+                    let email = email.trim().to_lowercase();
+                    let user = app
+                        .store
+                        .user_by_email(&email)?
+                        .with_context(|| format!("no user with the email {email}"))?;
+                    let (t, secret) =
+                        app.accounts
+                            .create_token(&Actor::system(), user.id, &name)?;
+                    println!(
+                        "created token {} '{}' for {} (shown once; store it now):",
+                        t.id, t.name, user.email
+                    );
+                    println!("{secret}");
+                }
+                Held::ByServer(dir) => {
+                    let reply = crate::control::request(
+                        &dir,
+                        &crate::control::Request::TokenCreate { email, name },
+                    )?;
+                    println!("{}", reply.message);
+                    println!("{}", reply.secret.unwrap_or_default());
+                }
+            }
             Ok(())
         }
         Command::Import(ImportCmd::Contacts { file, list, mode }) => {
@@ -210,6 +246,21 @@ pub fn run(cli: Cli) -> Result<()> {
             let extra: Vec<_> = listen.into_iter().map(|l| ("listen", l)).collect();
             let settings = load_settings(&cli.common, &extra)?;
             healthcheck(settings.listen)
+        }
+        Command::Bounce(BounceCmd::Parse { file }) => {
+            let raw = if file.as_os_str() == "-" {
+                let mut buf = Vec::new();
+                std::io::stdin().read_to_end(&mut buf)?;
+                buf
+            } else {
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let parsed = crate::bounce::parse(&raw)
+                .with_context(|| format!("{} could not be parsed", file.display()))?;
+            for r in &parsed.recipients {
+                println!("{}", r.to_cli_json());
+            }
+            Ok(())
         }
         Command::Config(ConfigCmd::Show) => {
             let settings = load_settings(&cli.common, &[])?;
@@ -316,6 +367,25 @@ fn import_contacts(common: &Common, file: &Path, list: Option<&str>, mode: &str)
     Ok(())
 }
 
+enum Held {
+    Open(Box<App>),
+    ByServer(PathBuf),
+}
+
+/// Opens the data dir, or reports that a running server holds it (its control socket can
+/// then carry the command).
+fn held_or_open(settings: Settings) -> Result<Held> {
+    let dir = settings.data_dir.clone();
+    init_logging(&settings);
+    match App::open(settings) {
+        Ok(app) => Ok(Held::Open(Box::new(app))),
+        Err(crate::app::StartError::Store(crate::store::StoreError::Locked(_))) => {
+            Ok(Held::ByServer(dir))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn backup(common: &Common, file: &Path) -> Result<()> {
     let settings = load_settings(common, &[])?;
     let dest = if file.is_absolute() {
@@ -329,17 +399,17 @@ fn backup(common: &Common, file: &Path) -> Result<()> {
             println!("backup written to {} ({rows} records)", dest.display());
         }
         Err(crate::store::StoreError::Locked(_)) => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let rows = rt
-                .block_on(crate::control::request_backup(&settings.data_dir, &dest))
-                .context(
-                    "the data dir is held by a running server, and asking it for the backup failed",
-                )?;
+            let reply = crate::control::request(
+                &settings.data_dir,
+                &crate::control::Request::Backup { path: dest.clone() },
+            )
+            .context(
+                "the data dir is held by a running server, and asking it for the backup failed",
+            )?;
             println!(
-                "backup written by the running server to {} ({rows} records)",
-                dest.display()
+                "backup written by the running server to {} ({})",
+                dest.display(),
+                reply.message
             );
         }
         Err(e) => return Err(e.into()),

@@ -48,7 +48,7 @@ async fn serve(settings: Settings) -> Result<()> {
     let state = crate::http::state(app);
 
     let control = tokio::spawn(crate::control::serve(
-        state.store.clone(),
+        state.clone(),
         settings.data_dir.clone(),
     ));
     let housekeeping = {
@@ -100,7 +100,7 @@ fn first_admin(app: &App) -> Result<()> {
         }
         None => {
             tracing::warn!(
-                "no users yet. Create the first admin with:\n    mailstead user create --data-dir {} --email you@example.com --role admin\n(the password is read from standard input), or set MAILSTEAD_ADMIN_EMAIL and MAILSTEAD_ADMIN_PASSWORD_FILE",
+                "no users yet. Create the first admin (also while the server runs) with:\n    mailstead user create --data-dir {} --email you@example.com --role admin\nwhich reads the password from standard input; or set MAILSTEAD_ADMIN_EMAIL and MAILSTEAD_ADMIN_PASSWORD_FILE",
                 app.settings.data_dir.display()
             );
         }

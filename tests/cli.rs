@@ -16,6 +16,7 @@ fn help_is_available_for_every_command() {
         vec!["backup", "--help"],
         vec!["restore", "--help"],
         vec!["healthcheck", "--help"],
+        vec!["bounce", "parse", "--help"],
     ] {
         let o = Command::new(BIN).args(&args).output().unwrap();
         assert!(o.status.success(), "{args:?}");
@@ -287,4 +288,45 @@ fn first_admin_comes_from_the_environment() {
     assert_eq!(r.status(), 200);
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[test]
+fn bounce_parse_prints_one_json_line_per_recipient() {
+    let dir = tempfile::tempdir().unwrap();
+    let eml = dir.path().join("dsn.eml");
+    std::fs::write(
+        &eml,
+        "From: MAILER-DAEMON@mx.example.net\r\nTo: bounces@news.example.com\r\nSubject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n--b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; gone@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 <gone@example.org>: Recipient address rejected: User unknown\r\n\r\nFinal-Recipient: rfc822; full@example.org\r\nAction: failed\r\nStatus: 5.2.2\r\nDiagnostic-Code: smtp; 552 5.2.2 Mailbox full\r\n--b1--\r\n",
+    )
+    .unwrap();
+    let o = Command::new(BIN)
+        .args(["bounce", "parse"])
+        .arg(&eml)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["recipient"], "gone@example.org");
+    assert_eq!(
+        (
+            rows[0]["reason"].as_str(),
+            rows[0]["hard"].as_bool(),
+            rows[0]["reply_code"].as_str()
+        ),
+        (Some("userunknown"), Some(true), Some("550"))
+    );
+    assert_eq!(
+        (rows[1]["reason"].as_str(), rows[1]["hard"].as_bool()),
+        (Some("mailboxfull"), Some(false))
+    );
+    let o = Command::new(BIN)
+        .args(["bounce", "parse", "/no/such/file.eml"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read"));
 }

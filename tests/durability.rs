@@ -180,28 +180,9 @@ fn backup_while_running_and_restore_round_trip() {
 }
 
 #[test]
-fn store_commands_on_a_held_data_dir_fail_fast_and_clearly() {
+fn store_commands_on_a_held_data_dir_fail_fast_or_go_through_the_server() {
     let s = Server::start();
     let t = Instant::now();
-    let o = cli(
-        &s.data(),
-        &[
-            "user",
-            "create",
-            "--email",
-            "x@example.test",
-            "--role",
-            "viewer",
-        ],
-        Some("another long password"),
-    );
-    assert!(!o.status.success());
-    assert!(t.elapsed() < Duration::from_secs(10), "must not hang");
-    assert!(
-        stderr(&o).contains("in use by a running mailstead server"),
-        "{}",
-        stderr(&o)
-    );
     let csv = s.dir.path().join("c.csv");
     std::fs::write(&csv, "email\na@b.co\n").unwrap();
     let o = cli(
@@ -210,7 +191,65 @@ fn store_commands_on_a_held_data_dir_fail_fast_and_clearly() {
         None,
     );
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("in use"), "{}", stderr(&o));
+    assert!(t.elapsed() < Duration::from_secs(10), "must not hang");
+    assert!(
+        stderr(&o).contains("in use by a running mailstead server"),
+        "{}",
+        stderr(&o)
+    );
+    // users and tokens are created through the running server's control socket
+    let o = cli(
+        &s.data(),
+        &[
+            "user",
+            "create",
+            "--email",
+            "late@example.test",
+            "--role",
+            "viewer",
+        ],
+        Some("another long password"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli(
+        &s.data(),
+        &[
+            "token",
+            "create",
+            "--email",
+            "late@example.test",
+            "--name",
+            "x",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let token = stdout(&o).lines().last().unwrap().to_string();
+    let r = s
+        .client
+        .get(s.url("/api/v1/contacts"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let o = cli(
+        &s.data(),
+        &[
+            "token",
+            "create",
+            "--email",
+            "nobody@example.test",
+            "--name",
+            "x",
+        ],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no user with the email"),
+        "{}",
+        stderr(&o)
+    );
     // and the server is unaffected
     assert_eq!(s.get("/api/v1/contacts").status(), 200);
 }
