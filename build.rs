@@ -11,6 +11,7 @@ fn main() {
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
             .join("admin-ui");
     println!("cargo:rerun-if-env-changed=MAILSTEAD_SKIP_UI_BUILD");
+    println!("cargo:rerun-if-env-changed=MAILSTEAD_UI_DIST");
     for p in [
         "src",
         "index.html",
@@ -26,6 +27,14 @@ fn main() {
     let skip = std::env::var("MAILSTEAD_SKIP_UI_BUILD").is_ok_and(|v| v == "1");
     if skip || !ui.join("package.json").exists() {
         placeholder(&out);
+        return;
+    }
+    // A console already built elsewhere (the Docker image builds it in a Node stage).
+    if let Some(dist) = std::env::var_os("MAILSTEAD_UI_DIST").map(PathBuf::from) {
+        copy_dir(&dist, &out);
+        if !out.join("index.html").exists() {
+            panic!("MAILSTEAD_UI_DIST={} has no index.html", dist.display());
+        }
         return;
     }
     let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
@@ -62,6 +71,21 @@ fn run(cmd: &mut Command, what: &str) {
         Err(e) => panic!(
             "cannot run {what} for the admin console ({e}); install Node.js 20+ and npm, or set MAILSTEAD_SKIP_UI_BUILD=1"
         ),
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create console dir");
+    for entry in
+        std::fs::read_dir(from).unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display()))
+    {
+        let entry = entry.expect("read console dir entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy console file");
+        }
     }
 }
 

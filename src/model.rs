@@ -317,3 +317,97 @@ mod tests {
         assert!("root".parse::<Role>().is_err());
     }
 }
+
+// ---- outbound mail (the delivery queue) ----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    Queued,
+    Sending,
+    Sent,
+    Deferred,
+    Bounced,
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DeliveryState::Sent | DeliveryState::Bounced | DeliveryState::Failed
+        )
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "queued",
+            DeliveryState::Sending => "sending",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Deferred => "deferred",
+            DeliveryState::Bounced => "bounced",
+            DeliveryState::Failed => "failed",
+        }
+    }
+}
+
+/// An accepted outbound message: the envelope and where it came from. The signed bytes are
+/// stored beside it until every recipient reached a final state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OutMessage {
+    pub id: Id,
+    /// The Message-ID header value (without angle brackets).
+    pub message_id: String,
+    pub from: String,
+    pub subject: String,
+    /// "tx" for the transactional API; campaign sends name their campaign.
+    pub source: String,
+    pub size: u64,
+    pub recipients: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub created_at: OffsetDateTime,
+}
+
+/// One step in a recipient's delivery history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DeliveryEvent {
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub at: OffsetDateTime,
+    pub state: DeliveryState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enhanced: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mx: Option<String>,
+}
+
+/// A recipient of an outbound message and where its delivery stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Delivery {
+    pub message: Id,
+    pub index: u32,
+    pub recipient: String,
+    pub domain: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>)]
+    pub next_attempt: Option<OffsetDateTime>,
+    /// The receiving site (MX set) once known, for per-site statistics.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// A policy (5.7.x) rejection: the sender's problem, never held against the address.
+    #[serde(default)]
+    pub policy: bool,
+    pub events: Vec<DeliveryEvent>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub updated_at: OffsetDateTime,
+}

@@ -36,6 +36,10 @@ macro_rules! for_each_table {
         n += $f($src, $dst, TOKEN_BY_HASH)?;
         n += $f($src, $dst, SESSIONS)?;
         n += $f($src, $dst, IMPORTS)?;
+        n += $f($src, $dst, OUT_MESSAGES)?;
+        n += $f($src, $dst, OUT_BODIES)?;
+        n += $f($src, $dst, DELIVERIES)?;
+        n += $f($src, $dst, DUE)?;
         n
     }};
 }

@@ -8,8 +8,11 @@ mod backup;
 mod contacts;
 mod imports;
 mod lists;
+mod queue;
 
 pub use contacts::{ContactChange, ContactTx};
+pub use queue::{Claimed, DeliveryFilter, QueueStats, Settlement, SiteStats};
+pub(crate) use queue::{DELIVERIES, DUE, OUT_BODIES, OUT_MESSAGES};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
@@ -39,7 +42,7 @@ pub(crate) const IMPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("im
 pub const TOMBSTONE: u64 = 1 << 63;
 
 /// Schema version this build writes. Migrations bring older stores forward at start.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 const DB_FILE: &str = "mailstead.redb";
 
 #[derive(Debug, thiserror::Error)]
@@ -188,7 +191,18 @@ impl Store {
                     wtx.open_table(SESSIONS)?;
                     wtx.open_table(IMPORTS)?;
                 }
-                _ => unreachable!("no migration from schema {version}"),
+                1 => {
+                    // v2: the outbound delivery queue.
+                    wtx.open_table(OUT_MESSAGES)?;
+                    wtx.open_table(OUT_BODIES)?;
+                    wtx.open_table(DELIVERIES)?;
+                    wtx.open_table(DUE)?;
+                }
+                _ => {
+                    return Err(StoreError::Invalid(format!(
+                        "no migration from schema {version}"
+                    )));
+                }
             }
             version += 1;
             {

@@ -1,0 +1,354 @@
+//! The outbound queue: accepted messages, their signed bytes, one delivery record per
+//! recipient and a due-time index of the deliveries waiting for an attempt. A message is
+//! acknowledged only after `enqueue` committed. Workers `claim` due deliveries (moving them to
+//! `sending` in the same transaction that removes them from the due index) and `settle` them;
+//! at start `requeue_in_flight` returns whatever was `sending` when the process died, so a
+//! crash can only resend what was in flight.
+
+use super::{Result, SEQUENCES, Store, decode, encode, get_json, next_seq};
+use crate::model::{Delivery, DeliveryEvent, DeliveryState, Id, OutMessage, now};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use time::OffsetDateTime;
+
+pub(crate) const OUT_MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("out_messages");
+pub(crate) const OUT_BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("out_bodies");
+/// (message id, recipient index) -> Delivery
+pub(crate) const DELIVERIES: TableDefinition<(u64, u32), &[u8]> =
+    TableDefinition::new("deliveries");
+/// (due time in unix ms, message id, recipient index) -> ()
+pub(crate) const DUE: TableDefinition<(i64, u64, u32), ()> = TableDefinition::new("delivery_due");
+
+const MAX_EVENTS: usize = 50;
+
+fn ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// What a worker learned about one delivery attempt.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    pub message: Id,
+    pub index: u32,
+    pub state: DeliveryState,
+    pub event: DeliveryEvent,
+    /// For `Deferred`: when to try again.
+    pub retry_at: Option<OffsetDateTime>,
+    pub site: Option<String>,
+    pub policy: bool,
+    /// Counts as an attempt (false for attempts that never reached the recipient's turn,
+    /// e.g. a site on hold).
+    pub attempted: bool,
+}
+
+/// A delivery handed to a worker, with what it needs to send.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery: Delivery,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub recipient: Option<String>,
+    pub domain: Option<String>,
+    pub state: Option<DeliveryState>,
+    pub since: Option<OffsetDateTime>,
+    pub message: Option<Id>,
+}
+
+impl Store {
+    /// Stores a message with its recipients, all due now. Durable when it returns.
+    pub fn enqueue(
+        &self,
+        mut msg: OutMessage,
+        body: &[u8],
+        recipients: &[(String, String)],
+    ) -> Result<OutMessage> {
+        let t = now();
+        let wtx = self.db.begin_write()?;
+        {
+            let mut seqs = wtx.open_table(SEQUENCES)?;
+            msg.id = next_seq(&mut seqs, "out_message")?;
+            msg.recipients = recipients.len() as u32;
+            msg.size = body.len() as u64;
+            wtx.open_table(OUT_MESSAGES)?
+                .insert(msg.id, encode(&msg).as_slice())?;
+            wtx.open_table(OUT_BODIES)?.insert(msg.id, body)?;
+            let mut deliveries = wtx.open_table(DELIVERIES)?;
+            let mut due = wtx.open_table(DUE)?;
+            for (i, (rcpt, domain)) in recipients.iter().enumerate() {
+                let d = Delivery {
+                    message: msg.id,
+                    index: i as u32,
+                    recipient: rcpt.clone(),
+                    domain: domain.clone(),
+                    state: DeliveryState::Queued,
+                    attempts: 0,
+                    next_attempt: Some(t),
+                    site: None,
+                    policy: false,
+                    events: vec![DeliveryEvent {
+                        at: t,
+                        state: DeliveryState::Queued,
+                        code: None,
+                        enhanced: None,
+                        text: String::new(),
+                        mx: None,
+                    }],
+                    created_at: t,
+                    updated_at: t,
+                };
+                deliveries.insert((msg.id, i as u32), encode(&d).as_slice())?;
+                due.insert((ms(t), msg.id, i as u32), ())?;
+            }
+        }
+        wtx.commit()?;
+        Ok(msg)
+    }
+
+    /// Takes up to `limit` deliveries due at `at`, marking them `sending`.
+    pub fn claim_due(&self, at: OffsetDateTime, limit: usize) -> Result<Vec<Claimed>> {
+        let wtx = self.db.begin_write()?;
+        let mut out = Vec::new();
+        {
+            let mut due = wtx.open_table(DUE)?;
+            let keys: Vec<(i64, u64, u32)> = due
+                .range(..=(ms(at), u64::MAX, u32::MAX))?
+                .take(limit)
+                .filter_map(|r| r.ok().map(|(k, _)| k.value()))
+                .collect();
+            let mut deliveries = wtx.open_table(DELIVERIES)?;
+            let messages = wtx.open_table(OUT_MESSAGES)?;
+            for k in keys {
+                due.remove(k)?;
+                let Some(v) = deliveries.get((k.1, k.2))?.map(|v| v.value().to_vec()) else {
+                    continue;
+                };
+                let mut d: Delivery = decode("deliveries", &v)?;
+                if d.state.is_final() || d.state == DeliveryState::Sending {
+                    continue;
+                }
+                d.state = DeliveryState::Sending;
+                d.updated_at = now();
+                deliveries.insert((k.1, k.2), encode(&d).as_slice())?;
+                let created_at = get_json::<OutMessage>(&messages, "out_messages", k.1)?
+                    .map(|m| m.created_at)
+                    .unwrap_or(d.created_at);
+                out.push(Claimed {
+                    delivery: d,
+                    created_at,
+                });
+            }
+        }
+        wtx.commit()?;
+        Ok(out)
+    }
+
+    /// Records the outcome of attempts; deferred deliveries go back into the due index. The
+    /// message body is dropped once every recipient is final.
+    pub fn settle(&self, results: &[Settlement]) -> Result<()> {
+        let wtx = self.db.begin_write()?;
+        {
+            let mut deliveries = wtx.open_table(DELIVERIES)?;
+            let mut due = wtx.open_table(DUE)?;
+            let mut bodies = wtx.open_table(OUT_BODIES)?;
+            let mut touched = Vec::new();
+            for s in results {
+                let Some(v) = deliveries
+                    .get((s.message, s.index))?
+                    .map(|v| v.value().to_vec())
+                else {
+                    continue;
+                };
+                let mut d: Delivery = decode("deliveries", &v)?;
+                if d.state.is_final() {
+                    continue;
+                }
+                d.state = s.state;
+                if s.attempted {
+                    d.attempts += 1;
+                }
+                d.policy |= s.policy;
+                if s.site.is_some() {
+                    d.site = s.site.clone();
+                }
+                d.updated_at = now();
+                d.next_attempt =
+                    if s.state == DeliveryState::Deferred || s.state == DeliveryState::Queued {
+                        s.retry_at.or(Some(now()))
+                    } else {
+                        None
+                    };
+                d.events.push(s.event.clone());
+                if d.events.len() > MAX_EVENTS {
+                    d.events.remove(1);
+                }
+                if let Some(at) = d.next_attempt {
+                    due.insert((ms(at), s.message, s.index), ())?;
+                }
+                deliveries.insert((s.message, s.index), encode(&d).as_slice())?;
+                if d.state.is_final() {
+                    touched.push(s.message);
+                }
+            }
+            touched.dedup();
+            for m in touched {
+                let all_final = deliveries
+                    .range((m, 0)..=(m, u32::MAX))?
+                    .filter_map(|r| r.ok())
+                    .all(|(_, v)| {
+                        decode::<Delivery>("deliveries", v.value())
+                            .is_ok_and(|d| d.state.is_final())
+                    });
+                if all_final {
+                    bodies.remove(m)?;
+                }
+            }
+        }
+        wtx.commit()?;
+        Ok(())
+    }
+
+    /// Puts deliveries left `sending` by a crash back in the queue, due now.
+    pub fn requeue_in_flight(&self) -> Result<usize> {
+        let wtx = self.db.begin_write()?;
+        let mut n = 0;
+        {
+            let mut deliveries = wtx.open_table(DELIVERIES)?;
+            let mut due = wtx.open_table(DUE)?;
+            let stuck: Vec<((u64, u32), Delivery)> = deliveries
+                .iter()?
+                .filter_map(|r| r.ok())
+                .filter_map(|(k, v)| {
+                    decode::<Delivery>("deliveries", v.value())
+                        .ok()
+                        .map(|d| (k.value(), d))
+                })
+                .filter(|(_, d)| d.state == DeliveryState::Sending)
+                .collect();
+            let t = now();
+            for (k, mut d) in stuck {
+                d.state = DeliveryState::Queued;
+                d.next_attempt = Some(t);
+                d.events.push(DeliveryEvent {
+                    at: t,
+                    state: DeliveryState::Queued,
+                    code: None,
+                    enhanced: None,
+                    text:
+                        "requeued after a restart (the attempt in flight may have been delivered)"
+                            .into(),
+                    mx: None,
+                });
+                deliveries.insert(k, encode(&d).as_slice())?;
+                due.insert((ms(t), k.0, k.1), ())?;
+                n += 1;
+            }
+        }
+        wtx.commit()?;
+        Ok(n)
+    }
+
+    pub fn out_message(&self, id: Id) -> Result<Option<OutMessage>> {
+        let rtx = self.db.begin_read()?;
+        get_json(&rtx.open_table(OUT_MESSAGES)?, "out_messages", id)
+    }
+
+    pub fn out_body(&self, id: Id) -> Result<Option<Vec<u8>>> {
+        let rtx = self.db.begin_read()?;
+        Ok(rtx
+            .open_table(OUT_BODIES)?
+            .get(id)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    pub fn deliveries_of(&self, id: Id) -> Result<Vec<Delivery>> {
+        let rtx = self.db.begin_read()?;
+        let t = rtx.open_table(DELIVERIES)?;
+        let mut out = Vec::new();
+        for row in t.range((id, 0)..=(id, u32::MAX))? {
+            let (_, v) = row?;
+            out.push(decode("deliveries", v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Newest first, filtered; at most `limit`.
+    pub fn delivery_log(&self, f: &DeliveryFilter, limit: usize) -> Result<Vec<Delivery>> {
+        let rtx = self.db.begin_read()?;
+        let t = rtx.open_table(DELIVERIES)?;
+        let mut out = Vec::new();
+        let range = match f.message {
+            Some(m) => t.range((m, 0)..=(m, u32::MAX))?,
+            None => t.range::<(u64, u32)>(..)?,
+        };
+        for row in range.rev() {
+            let (_, v) = row?;
+            let d: Delivery = decode("deliveries", v.value())?;
+            if f.recipient
+                .as_deref()
+                .is_some_and(|r| !d.recipient.contains(r))
+                || f.domain.as_deref().is_some_and(|x| d.domain != x)
+                || f.state.is_some_and(|s| d.state != s)
+                || f.since.is_some_and(|s| d.updated_at < s)
+            {
+                continue;
+            }
+            out.push(d);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deliveries by state, and the oldest waiting one (for metrics and queue health).
+    pub fn queue_stats(&self) -> Result<QueueStats> {
+        let rtx = self.db.begin_read()?;
+        let t = rtx.open_table(DELIVERIES)?;
+        let mut s = QueueStats::default();
+        for row in t.iter()? {
+            let (_, v) = row?;
+            let d: Delivery = decode("deliveries", v.value())?;
+            let site = d.site.clone().unwrap_or_else(|| d.domain.clone());
+            let e = s.by_site.entry(site).or_default();
+            match d.state {
+                DeliveryState::Queued | DeliveryState::Sending | DeliveryState::Deferred => {
+                    e.waiting += 1;
+                    if d.state == DeliveryState::Deferred {
+                        e.deferred += 1;
+                    }
+                    if s.oldest_waiting.is_none_or(|o| d.created_at < o) {
+                        s.oldest_waiting = Some(d.created_at);
+                    }
+                }
+                DeliveryState::Sent => e.sent += 1,
+                DeliveryState::Bounced => e.bounced += 1,
+                DeliveryState::Failed => e.failed += 1,
+            }
+        }
+        Ok(s)
+    }
+
+    /// Number of deliveries waiting in the due index.
+    pub fn due_count(&self) -> Result<u64> {
+        use redb::ReadableTableMetadata;
+        let rtx = self.db.begin_read()?;
+        Ok(rtx.open_table(DUE)?.len()?)
+    }
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct SiteStats {
+    pub waiting: u64,
+    pub deferred: u64,
+    pub sent: u64,
+    pub bounced: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct QueueStats {
+    pub by_site: std::collections::BTreeMap<String, SiteStats>,
+    pub oldest_waiting: Option<OffsetDateTime>,
+}
