@@ -352,3 +352,131 @@ pub struct QueueStats {
     pub by_site: std::collections::BTreeMap<String, SiteStats>,
     pub oldest_waiting: Option<OffsetDateTime>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg() -> OutMessage {
+        OutMessage {
+            id: 0,
+            message_id: "m@x".into(),
+            from: "a@x.test".into(),
+            subject: "s".into(),
+            source: "tx".into(),
+            size: 0,
+            recipients: 0,
+            created_at: now(),
+        }
+    }
+
+    fn event(state: DeliveryState) -> DeliveryEvent {
+        DeliveryEvent {
+            at: now(),
+            state,
+            code: Some(250),
+            enhanced: None,
+            text: "ok".into(),
+            mx: None,
+        }
+    }
+
+    #[test]
+    fn claim_settle_retry_and_crash_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let rcpts = vec![
+            ("a@one.test".to_string(), "one.test".to_string()),
+            ("b@two.test".to_string(), "two.test".to_string()),
+        ];
+        let m = store.enqueue(msg(), b"body", &rcpts).unwrap();
+        assert_eq!(store.due_count().unwrap(), 2);
+        let claimed = store.claim_due(now(), 10).unwrap();
+        assert_eq!(claimed.len(), 2);
+        assert!(
+            store.claim_due(now(), 10).unwrap().is_empty(),
+            "claimed deliveries are not handed out twice"
+        );
+        let later = now() + time::Duration::minutes(5);
+        store
+            .settle(&[
+                Settlement {
+                    message: m.id,
+                    index: 0,
+                    state: DeliveryState::Sent,
+                    event: event(DeliveryState::Sent),
+                    retry_at: None,
+                    site: Some("one".into()),
+                    policy: false,
+                    attempted: true,
+                },
+                Settlement {
+                    message: m.id,
+                    index: 1,
+                    state: DeliveryState::Deferred,
+                    event: event(DeliveryState::Deferred),
+                    retry_at: Some(later),
+                    site: None,
+                    policy: false,
+                    attempted: true,
+                },
+            ])
+            .unwrap();
+        assert!(
+            store.claim_due(now(), 10).unwrap().is_empty(),
+            "not due yet"
+        );
+        assert_eq!(
+            store.out_body(m.id).unwrap().as_deref(),
+            Some(&b"body"[..]),
+            "body kept while a recipient waits"
+        );
+        let again = store.claim_due(later, 10).unwrap();
+        assert_eq!(again.len(), 1);
+        // the process dies while sending: the delivery comes back
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.requeue_in_flight().unwrap(), 1);
+        let back = store.claim_due(now(), 10).unwrap();
+        assert_eq!(back[0].delivery.recipient, "b@two.test");
+        assert_eq!(back[0].delivery.attempts, 1);
+        store
+            .settle(&[Settlement {
+                message: m.id,
+                index: 1,
+                state: DeliveryState::Bounced,
+                event: event(DeliveryState::Bounced),
+                retry_at: None,
+                site: None,
+                policy: false,
+                attempted: true,
+            }])
+            .unwrap();
+        assert_eq!(
+            store.out_body(m.id).unwrap(),
+            None,
+            "body dropped once every recipient is final"
+        );
+        let d = store.deliveries_of(m.id).unwrap();
+        assert_eq!(
+            (d[0].state, d[1].state),
+            (DeliveryState::Sent, DeliveryState::Bounced)
+        );
+        let stats = store.queue_stats().unwrap();
+        assert_eq!(stats.by_site["one"].sent, 1);
+        assert_eq!(stats.by_site["two.test"].bounced, 1);
+        assert_eq!(
+            store
+                .delivery_log(
+                    &DeliveryFilter {
+                        state: Some(DeliveryState::Bounced),
+                        ..Default::default()
+                    },
+                    10
+                )
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}
