@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod app;
 pub mod bounce;
 pub mod cli;
+pub mod compose;
 pub mod config;
 pub mod contacts;
 pub mod control;
