@@ -94,7 +94,69 @@ pub const OPTIONS: &[OptionSpec] = &[
         "100",
         "API requests allowed per token or session per second (bursts of twice that)."
     ),
+    opt!(
+        "hostname",
+        "",
+        "This host's name for SMTP EHLO and Message-IDs; empty means the host of public_url."
+    ),
+    opt!(
+        "dns_server",
+        "",
+        "DNS server for MX look-ups as ADDRESS:PORT; empty means the system resolver."
+    ),
+    opt!("smtp_port", "25", "Port used on MX hosts."),
+    opt!(
+        "allow_private_targets",
+        "false",
+        "Allow delivery to loopback and private addresses (tests and labs only)."
+    ),
+    opt!(
+        "relay",
+        "",
+        "Send everything through a smarthost: smtp://user:pass@host:587 or smtps://user:pass@host:465.",
+        secret
+    ),
+    opt!(
+        "bounce_domain",
+        "",
+        "Domain of the VERP return path (its MX points here); empty means the hostname."
+    ),
+    opt!(
+        "require_tls_domains",
+        "",
+        "Comma-separated recipient domains that must get verified TLS."
+    ),
+    opt!(
+        "retry_max_hours",
+        "72",
+        "Give up on a deferred recipient after this many hours."
+    ),
+    opt!(
+        "delivery_concurrency",
+        "64",
+        "Deliveries in progress at once."
+    ),
+    opt!(
+        "max_message_bytes",
+        "10485760",
+        "Largest message accepted for sending, in bytes."
+    ),
 ];
+
+/// Settings of the delivery engine.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    pub hostname: String,
+    pub dns_server: Option<SocketAddr>,
+    pub smtp_port: u16,
+    pub allow_private_targets: bool,
+    pub relay: Option<Secret>,
+    pub bounce_domain: String,
+    pub require_tls_domains: Vec<String>,
+    pub retry_max_hours: u64,
+    pub concurrency: usize,
+    pub max_message_bytes: usize,
+}
 
 /// Environment variables that are not settings but are known (tests, tooling).
 const OTHER_ENV: &[&str] = &[
@@ -155,6 +217,7 @@ pub struct Settings {
     pub session_ttl_hours: u64,
     pub login_attempts_per_minute: u32,
     pub api_requests_per_second: u32,
+    pub delivery: DeliverySettings,
     /// Raw values with where each came from, for `config show` and later modules.
     pub raw: BTreeMap<&'static str, (String, Source)>,
     pub warnings: Vec<String>,
@@ -278,6 +341,9 @@ impl Settings {
         let session_ttl_hours = num("session_ttl_hours");
         let login_attempts_per_minute = num("login_attempts_per_minute") as u32;
         let api_requests_per_second = num("api_requests_per_second") as u32;
+        let retry_max_hours = num("retry_max_hours");
+        let concurrency = num("delivery_concurrency") as usize;
+        let max_message_bytes = num("max_message_bytes") as usize;
         let listen = match get("listen").parse::<SocketAddr>() {
             Ok(a) => a,
             Err(_) => {
@@ -307,6 +373,51 @@ impl Settings {
                 "log_format must be text or json, not '{log_format}'"
             ));
         }
+        let smtp_port = match get("smtp_port").parse::<u16>() {
+            Ok(p) if p > 0 => p,
+            _ => {
+                errors.push(format!(
+                    "smtp_port must be a port number, not '{}'",
+                    get("smtp_port")
+                ));
+                25
+            }
+        };
+        let dns_server = match get("dns_server").as_str() {
+            "" => None,
+            v => match v.parse::<SocketAddr>().or_else(|_| {
+                v.parse::<std::net::IpAddr>()
+                    .map(|ip| SocketAddr::new(ip, 53))
+            }) {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    errors.push(format!(
+                        "dns_server must be ADDRESS or ADDRESS:PORT, not '{v}'"
+                    ));
+                    None
+                }
+            },
+        };
+        let allow_private_targets = match get("allow_private_targets").to_ascii_lowercase().as_str()
+        {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" | "" => false,
+            v => {
+                errors.push(format!(
+                    "allow_private_targets must be true or false, not '{v}'"
+                ));
+                false
+            }
+        };
+        let relay_raw = raw
+            .get("relay")
+            .map(|(v, _)| v.trim().to_string())
+            .unwrap_or_default();
+        if !relay_raw.is_empty()
+            && !(relay_raw.starts_with("smtp://") || relay_raw.starts_with("smtps://"))
+        {
+            errors.push("relay must be an smtp:// or smtps:// URL".into());
+        }
         let data_dir = PathBuf::from(get("data_dir"));
         if data_dir.as_os_str().is_empty() {
             errors.push("data_dir must not be empty".into());
@@ -326,6 +437,40 @@ impl Settings {
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
+        let url_host = public_url
+            .split_once("://")
+            .map(|(_, r)| r.split(['/', ':']).next().unwrap_or("").to_string())
+            .unwrap_or_default();
+        let hostname = match get("hostname") {
+            h if !h.is_empty() => h,
+            _ if !url_host.is_empty()
+                && url_host.parse::<std::net::IpAddr>().is_err()
+                && url_host.contains('.') =>
+            {
+                url_host
+            }
+            _ => "localhost.localdomain".to_string(),
+        };
+        let bounce_domain = match get("bounce_domain") {
+            b if !b.is_empty() => b,
+            _ => hostname.clone(),
+        };
+        let delivery = DeliverySettings {
+            require_tls_domains: get("require_tls_domains")
+                .split(',')
+                .map(|d| d.trim().to_ascii_lowercase())
+                .filter(|d| !d.is_empty())
+                .collect(),
+            hostname,
+            dns_server,
+            smtp_port,
+            allow_private_targets,
+            relay: Some(Secret(relay_raw)).filter(|r| !r.is_empty()),
+            bounce_domain,
+            retry_max_hours: retry_max_hours.max(1),
+            concurrency,
+            max_message_bytes,
+        };
         let mut settings = Settings {
             data_dir,
             listen,
@@ -341,6 +486,7 @@ impl Settings {
             session_ttl_hours,
             login_attempts_per_minute,
             api_requests_per_second,
+            delivery,
             raw,
             warnings,
         };

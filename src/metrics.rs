@@ -18,6 +18,17 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    pub site: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SiteLabels {
+    pub site: String,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     pub http_requests: Family<HttpLabels, Counter>,
@@ -26,6 +37,9 @@ pub struct Metrics {
     pub search_docs: Gauge<u64, AtomicU64>,
     pub imported_rows: Counter,
     pub uptime_seconds: Gauge<u64, AtomicU64>,
+    pub deliveries: Family<DeliveryLabels, Counter>,
+    pub queue_waiting: Family<SiteLabels, Gauge<u64, AtomicU64>>,
+    pub queue_oldest_age_seconds: Gauge<u64, AtomicU64>,
 }
 
 impl Metrics {
@@ -63,6 +77,24 @@ impl Metrics {
             "Seconds since the server started",
             uptime_seconds.clone(),
         );
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "deliveries",
+            "Delivery attempts by receiving site and outcome (sent, deferred, bounced, failed)",
+            deliveries.clone(),
+        );
+        let queue_waiting = Family::<SiteLabels, Gauge<u64, AtomicU64>>::default();
+        registry.register(
+            "queue_waiting",
+            "Recipients waiting for delivery, by receiving site",
+            queue_waiting.clone(),
+        );
+        let queue_oldest_age_seconds = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "queue_oldest_age_seconds",
+            "Age of the oldest waiting recipient",
+            queue_oldest_age_seconds.clone(),
+        );
         Metrics {
             registry,
             http_requests,
@@ -71,6 +103,9 @@ impl Metrics {
             search_docs,
             imported_rows,
             uptime_seconds,
+            deliveries,
+            queue_waiting,
+            queue_oldest_age_seconds,
         }
     }
 

@@ -130,6 +130,23 @@ impl Actor {
         }
     }
 
+    /// Sending mail (transactional API, test sends): everybody but viewers.
+    pub fn check_send(&self) -> Result<(), Denied> {
+        match self.role {
+            Role::Viewer => Err(forbid(self, Action::Create, "messages")),
+            _ => Ok(()),
+        }
+    }
+
+    /// The delivery log and queue: everybody reads it except sales (who see only their own
+    /// records elsewhere); it holds recipients of every campaign.
+    pub fn check_delivery_log(&self) -> Result<(), Denied> {
+        match self.role {
+            Role::Admin | Role::Manager | Role::Marketing | Role::Viewer => Ok(()),
+            Role::Sales => Err(forbid(self, Action::Read, "the delivery log")),
+        }
+    }
+
     /// Import jobs are visible to whoever started them, and to admins and managers.
     pub fn sees_import(&self, started_by: Option<Id>) -> bool {
         matches!(self.role, Role::Admin | Role::Manager) || started_by == Some(self.user_id)
