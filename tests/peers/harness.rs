@@ -8,7 +8,7 @@
 //! installs everything.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -32,7 +32,8 @@ pub fn missing(test: &str, what: &str) {
     if require_peers() {
         panic!("{msg} and MAILSTEAD_REQUIRE_PEERS=1");
     }
-    eprintln!("{msg}");
+    // Straight to the process's stderr: the test harness captures eprintln!.
+    let _ = writeln!(std::io::stderr(), "{msg}");
 }
 
 /// Unwraps a peer or reports it missing and returns from the test.
