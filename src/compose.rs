@@ -190,10 +190,10 @@ pub fn html_to_text(html: &str) -> String {
                 }
                 "br" => out.push('\n'),
                 "p" | "div" | "tr" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "table" | "ul"
-                | "ol" | "section" => {
-                    if !out.ends_with("\n\n") {
-                        out.push_str(if out.ends_with('\n') { "\n" } else { "\n\n" });
-                    }
+                | "ol" | "section"
+                    if !out.ends_with("\n\n") =>
+                {
+                    out.push_str(if out.ends_with('\n') { "\n" } else { "\n\n" });
                 }
                 "li" if !lower.starts_with('/') => out.push_str("\n- "),
                 "a" if !lower.starts_with('/') => {

@@ -413,8 +413,9 @@ impl Settings {
             .get("relay")
             .map(|(v, _)| v.trim().to_string())
             .unwrap_or_default();
-        if !relay_raw.is_empty()
-            && !(relay_raw.starts_with("smtp://") || relay_raw.starts_with("smtps://"))
+        if !(relay_raw.is_empty()
+            || relay_raw.starts_with("smtp://")
+            || relay_raw.starts_with("smtps://"))
         {
             errors.push("relay must be an smtp:// or smtps:// URL".into());
         }

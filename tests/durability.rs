@@ -29,11 +29,11 @@ fn sigkill_loses_no_acknowledged_write() {
                     .bearer_auth(&token)
                     .json(&json!({"email": email, "last_name": "Crashtest"}))
                     .send();
-                if let Ok(r) = r {
-                    if r.status() == 201 {
-                        let id = r.json::<Value>().unwrap()["id"].as_u64().unwrap();
-                        acked.lock().unwrap().push((id, email));
-                    }
+                if let Ok(r) = r
+                    && r.status() == 201
+                {
+                    let id = r.json::<Value>().unwrap()["id"].as_u64().unwrap();
+                    acked.lock().unwrap().push((id, email));
                 }
                 i += 1;
             }

@@ -142,11 +142,11 @@ impl Server {
                     .timeout(Duration::from_secs(60))
                     .build()
                     .unwrap();
-                if let Ok(r) = client.get(self.url("/healthz")).send() {
-                    if r.status() == 200 {
-                        self.client = client;
-                        return;
-                    }
+                if let Ok(r) = client.get(self.url("/healthz")).send()
+                    && r.status() == 200
+                {
+                    self.client = client;
+                    return;
                 }
             }
             assert!(
