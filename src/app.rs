@@ -26,7 +26,7 @@ pub struct App {
     pub search: Arc<SearchIndex>,
     pub contacts: Contacts,
     pub accounts: Accounts,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub started: std::time::Instant,
 }
 
@@ -52,7 +52,7 @@ impl App {
             search,
             contacts,
             accounts,
-            metrics: Metrics::new(),
+            metrics: Arc::new(Metrics::new()),
             started: std::time::Instant::now(),
         })
     }

@@ -69,6 +69,29 @@ pub enum Command {
     /// Bounce and complaint messages.
     #[command(subcommand)]
     Bounce(BounceCmd),
+    /// DKIM signing keys.
+    #[command(subcommand)]
+    Dkim(DkimCmd),
+    /// Print the SPF, DKIM, DMARC and return-path records to publish for a sending domain.
+    DnsRecords {
+        domain: String,
+        /// DMARC aggregate report address.
+        #[arg(long)]
+        dmarc_rua: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DkimCmd {
+    /// Generate a signing key for a domain, keep it in the data dir and print its DNS record.
+    Generate {
+        #[arg(long)]
+        domain: String,
+        #[arg(long)]
+        selector: String,
+        #[arg(long, default_value = "rsa", value_parser = ["rsa", "ed25519"])]
+        algorithm: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -259,6 +282,118 @@ pub fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("{} could not be parsed", file.display()))?;
             for r in &parsed.recipients {
                 println!("{}", r.to_cli_json());
+            }
+            Ok(())
+        }
+        Command::Dkim(DkimCmd::Generate {
+            domain,
+            selector,
+            algorithm,
+        }) => {
+            let settings = load_settings(&cli.common, &[])?;
+            let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+            let key = if algorithm == "ed25519" {
+                crate::delivery::dkim::generate_ed25519()?
+            } else {
+                crate::delivery::dkim::generate_rsa()?
+            };
+            // validates domain and selector before anything is written
+            let pem = key.private_pem().as_bytes();
+            let check = crate::delivery::Signer::new(&domain, &selector, pem);
+            if algorithm == "rsa" {
+                check?;
+            }
+            let path =
+                crate::outbound::dkim_key_path(&settings.data_dir, &domain, &selector, &algorithm);
+            if path.exists() {
+                bail!(
+                    "a {algorithm} key for selector '{selector}' of {domain} already exists ({}); choose a new selector to rotate keys",
+                    path.display()
+                );
+            }
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            }
+            {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                f.write_all(pem)?;
+                f.sync_all()?;
+            }
+            println!(
+                "stored the private key in {} (it never leaves the data dir); restart the server to sign with it.",
+                path.display()
+            );
+            println!("publish this TXT record:");
+            let record = crate::delivery::dkim::DnsRecord {
+                name: crate::delivery::dkim::record_name(&selector, &domain),
+                rtype: crate::delivery::dkim::RecordType::Txt,
+                priority: None,
+                value: key.txt_value.clone(),
+                purpose: "DKIM",
+            };
+            println!("{}", record.zone_line());
+            Ok(())
+        }
+        Command::DnsRecords { domain, dmarc_rua } => {
+            let settings = load_settings(&cli.common, &[])?;
+            let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+            let dir = settings.data_dir.join("dkim").join(&domain);
+            let mut keys: Vec<(String, Vec<u8>)> = Vec::new();
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+                files.sort();
+                for f in files {
+                    let name = f
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default();
+                    if let Some(sel) = name
+                        .strip_suffix(".rsa.pem")
+                        .or_else(|| name.strip_suffix(".ed25519.pem"))
+                    {
+                        keys.push((sel.to_string(), std::fs::read(&f)?));
+                    }
+                }
+            }
+            if keys.is_empty() {
+                eprintln!(
+                    "note: no DKIM key for {domain} yet; create one with: mailstead dkim generate --domain {domain} --selector s1"
+                );
+            }
+            let key_refs: Vec<(&str, &[u8])> = keys
+                .iter()
+                .map(|(s, k)| (s.as_str(), k.as_slice()))
+                .collect();
+            let bounce = if settings.delivery.bounce_domain.ends_with(&domain) {
+                settings.delivery.bounce_domain.clone()
+            } else {
+                format!("bounces.{domain}")
+            };
+            let includes: Vec<&str> = Vec::new();
+            let records =
+                crate::delivery::dkim::domain_records(&crate::delivery::dkim::DomainSetup {
+                    domain: &domain,
+                    bounce_domain: &bounce,
+                    mail_host: &settings.delivery.hostname,
+                    sending_ips: &[],
+                    spf_includes: &includes,
+                    dkim_keys: &key_refs,
+                    dmarc_rua: dmarc_rua.as_deref(),
+                    dmarc_policy: "none",
+                })?;
+            for r in records {
+                println!("; {}", r.purpose);
+                println!("{}", r.zone_line());
             }
             Ok(())
         }

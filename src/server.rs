@@ -5,6 +5,7 @@ use crate::app::App;
 use crate::config::Settings;
 use crate::model::Role;
 use anyhow::{Context, Result};
+use std::sync::Arc;
 
 pub fn run(settings: Settings) -> Result<()> {
     crate::tls::install_crypto_provider();
@@ -26,6 +27,17 @@ async fn serve(settings: Settings) -> Result<()> {
         );
     }
     first_admin(&app)?;
+    let requeued = app.store.requeue_in_flight()?;
+    if requeued > 0 {
+        tracing::warn!(
+            recipients = requeued,
+            "deliveries in flight at the last stop were queued again"
+        );
+    }
+    let outbound = Arc::new(
+        crate::outbound::Outbound::new(&app.settings, app.store.clone(), app.metrics.clone())
+            .context("starting the delivery engine")?,
+    );
     let host = url_host(&settings.public_url);
     let files = crate::tls::ensure(
         &settings.data_dir,
@@ -45,7 +57,9 @@ async fn serve(settings: Settings) -> Result<()> {
                 files.key.display()
             )
         })?;
-    let state = crate::http::state(app);
+    let state = crate::http::state(app, Some(outbound.clone()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sender = tokio::spawn(outbound.clone().run(stop_rx));
 
     let control = tokio::spawn(crate::control::serve(
         state.clone(),
@@ -75,7 +89,17 @@ async fn serve(settings: Settings) -> Result<()> {
         startup_ms = started.elapsed().as_millis() as u64,
         "mailstead is ready"
     );
-    let result = crate::http::serve(state.clone(), tls, shutdown_signal()).await;
+    let result = crate::http::serve(state.clone(), tls, async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
+    if tokio::time::timeout(std::time::Duration::from_secs(30), sender)
+        .await
+        .is_err()
+    {
+        tracing::warn!("deliveries still in flight at shutdown are requeued at the next start");
+    }
     control.abort();
     housekeeping.abort();
     let _ = std::fs::remove_file(crate::control::socket_path(&settings.data_dir));

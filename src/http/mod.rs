@@ -7,6 +7,7 @@ pub mod auth;
 pub mod contacts;
 pub mod error;
 pub mod imports;
+pub mod messages;
 
 use crate::app::App;
 use axum::Router;
@@ -25,6 +26,8 @@ use utoipa::OpenApi;
 pub struct Shared {
     pub app: App,
     pub api_limiter: DefaultKeyedRateLimiter<String>,
+    /// The delivery engine's front door; `None` in processes that do not send.
+    pub outbound: Option<Arc<crate::outbound::Outbound>>,
 }
 
 impl Deref for Shared {
@@ -36,13 +39,14 @@ impl Deref for Shared {
 
 pub type AppState = Arc<Shared>;
 
-pub fn state(app: App) -> AppState {
+pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppState {
     let rps =
         NonZeroU32::new(app.settings.api_requests_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
     let burst = rps.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
     Arc::new(Shared {
         api_limiter: RateLimiter::keyed(Quota::per_second(rps).allow_burst(burst)),
         app,
+        outbound,
     })
 }
 
@@ -56,6 +60,7 @@ pub fn state(app: App) -> AppState {
         accounts::login, accounts::current, accounts::logout,
         accounts::users, accounts::create_user, accounts::update_user, accounts::delete_user,
         accounts::tokens, accounts::create_token, accounts::revoke_token,
+        messages::send, messages::get, messages::log, messages::queue,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth)
@@ -120,6 +125,10 @@ pub fn router(state: AppState) -> Router {
             "/tokens/{id}",
             axum::routing::delete(accounts::revoke_token),
         )
+        .route("/tx", axum::routing::post(messages::send))
+        .route("/messages/{id}", g(messages::get))
+        .route("/deliveries", g(messages::log))
+        .route("/queue", g(messages::queue))
         .route("/openapi.json", g(openapi))
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(max_body))
@@ -181,6 +190,20 @@ async fn metrics(State(app): State<AppState>) -> Response {
     app.metrics
         .uptime_seconds
         .set(app.started.elapsed().as_secs());
+    let a = app.clone();
+    if let Ok(Ok(q)) = tokio::task::spawn_blocking(move || a.store.queue_stats()).await {
+        for (site, s) in &q.by_site {
+            app.metrics
+                .queue_waiting
+                .get_or_create(&crate::metrics::SiteLabels { site: site.clone() })
+                .set(s.waiting);
+        }
+        let age = q
+            .oldest_waiting
+            .map(|t| (crate::model::now() - t).whole_seconds().max(0) as u64)
+            .unwrap_or(0);
+        app.metrics.queue_oldest_age_seconds.set(age);
+    }
     (
         [(
             header::CONTENT_TYPE,
