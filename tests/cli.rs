@@ -330,3 +330,110 @@ fn bounce_parse_prints_one_json_line_per_recipient() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read"));
 }
+
+#[test]
+fn dkim_keys_stay_in_the_data_dir_and_records_are_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = cli(
+        &data,
+        &[
+            "dkim",
+            "generate",
+            "--domain",
+            "Acme.Example",
+            "--selector",
+            "s2026",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("s2026._domainkey.acme.example. 3600 IN TXT \"v=DKIM1; k=rsa; p="),
+        "{out}"
+    );
+    assert!(
+        !out.contains("PRIVATE KEY"),
+        "the private key is never printed"
+    );
+    let key = data.join("dkim/acme.example/s2026.rsa.pem");
+    let pem = std::fs::read_to_string(&key).unwrap();
+    assert!(pem.contains("PRIVATE KEY"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // the same selector is never overwritten; bad names are refused before anything is written
+    let o = cli(
+        &data,
+        &[
+            "dkim",
+            "generate",
+            "--domain",
+            "acme.example",
+            "--selector",
+            "s2026",
+        ],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    let o = cli(
+        &data,
+        &[
+            "dkim",
+            "generate",
+            "--domain",
+            "acme.example",
+            "--selector",
+            "bad selector",
+        ],
+        None,
+    );
+    assert!(!o.status.success());
+    let o = cli(
+        &data,
+        &[
+            "dkim",
+            "generate",
+            "--domain",
+            "acme.example",
+            "--selector",
+            "ed1",
+            "--algorithm",
+            "ed25519",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("k=ed25519"));
+
+    let o = Command::new(BIN)
+        .args([
+            "dns-records",
+            "acme.example",
+            "--dmarc-rua",
+            "dmarc@acme.example",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("MAILSTEAD_HOSTNAME", "mail.acme.example")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("v=spf1"), "{out}");
+    assert!(out.contains("s2026._domainkey.acme.example"), "{out}");
+    assert!(out.contains("ed1._domainkey.acme.example"), "{out}");
+    assert!(
+        out.contains("_dmarc.acme.example") && out.contains("rua=mailto:dmarc@acme.example"),
+        "{out}"
+    );
+    assert!(
+        out.contains("MX") && out.contains("mail.acme.example"),
+        "{out}"
+    );
+    assert!(!out.contains("PRIVATE KEY"));
+}
