@@ -417,19 +417,19 @@ impl Outbound {
                     if tls { " (TLS)" } else { "" }
                 );
                 s.event.mx = Some(host.clone());
-                s.site = Some(crate::delivery::site_key(&host));
+                s.site = Some(site_of(&host));
                 self.count(&s, "sent");
             }
             DeliveryStatus::Bounced(f) => {
                 s.state = DeliveryState::Bounced;
                 fill_failure(&mut s, &f);
                 s.policy = f.is_policy();
-                s.site = site_label(&f.host).map(|h| crate::delivery::site_key(&h));
+                s.site = site_label(&f.host).map(|h| site_of(&h));
                 self.count(&s, "bounced");
             }
             DeliveryStatus::Deferred(f) => {
                 fill_failure(&mut s, &f);
-                s.site = site_label(&f.host).map(|h| crate::delivery::site_key(&h));
+                s.site = site_label(&f.host).map(|h| site_of(&h));
                 match &f.cause {
                     // no connection was made: not an attempt; wait for the site
                     FailureCause::SiteOnHold { until } => {
@@ -481,6 +481,15 @@ impl Outbound {
                 outcome: outcome.into(),
             })
             .inc();
+    }
+}
+
+/// The shaping site of a host; an address literal (relay, lab) is its own site.
+fn site_of(host: &str) -> String {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        host.to_string()
+    } else {
+        crate::delivery::site_key(host)
     }
 }
 
