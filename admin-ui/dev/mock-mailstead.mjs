@@ -4,7 +4,10 @@
 // enough to click through the console and to dry-run tests/e2e. It is NOT the product and has no
 // security worth the name. Usage mirrors the real CLI:
 //   node dev/mock-mailstead.mjs user create --data-dir DIR --email a@b.c --role admin   (password on stdin)
+//   node dev/mock-mailstead.mjs token create --data-dir DIR --email a@b.c --name x        (token printed last)
 //   node dev/mock-mailstead.mjs serve --data-dir DIR --listen 127.0.0.1:8443
+// Transactional sends (POST /api/v1/tx) are "delivered" at once, without any SMTP: recipients
+// containing "defer" are deferred with a 451, "bounce" bounced with a 550, the rest sent with a 250.
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -27,9 +30,10 @@ const dbFile = path.join(dataDir, 'mock.json');
 const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 function load() {
   if (fs.existsSync(dbFile)) return JSON.parse(fs.readFileSync(dbFile, 'utf8'));
-  return { seq: 0, users: [], contacts: [], lists: [], tokens: [], imports: [] };
+  return { seq: 0, users: [], contacts: [], lists: [], tokens: [], imports: [], out: [] };
 }
 let db = load();
+db.out ??= [];
 const save = () => fs.writeFileSync(dbFile, JSON.stringify(db));
 const nextId = () => ++db.seq;
 const hash = (s) => crypto.createHash('sha256').update(s).digest('hex');
@@ -53,8 +57,22 @@ if (cmd.startsWith('user create')) {
   process.exit(0);
 }
 
+if (cmd.startsWith('token create')) {
+  const u = db.users.find((x) => x.email === arg('--email'));
+  if (!u) {
+    console.error('no such user');
+    process.exit(2);
+  }
+  const token = 'ms_' + crypto.randomBytes(24).toString('base64url');
+  db.tokens.push({ id: nextId(), name: arg('--name', 'cli'), user_id: u.id, created_at: now(), last_used_at: null, revoked: false, hash: hash(token) });
+  save();
+  console.log(`created token for ${u.email}`);
+  console.log(token);
+  process.exit(0);
+}
+
 if (!cmd.startsWith('serve')) {
-  console.error('usage: mock-mailstead.mjs (serve|user create) --data-dir DIR ...');
+  console.error('usage: mock-mailstead.mjs (serve|user create|token create) --data-dir DIR ...');
   process.exit(2);
 }
 
@@ -363,6 +381,77 @@ async function handle(req, res) {
   if ((mm = p.match(/^\/api\/v1\/imports\/(\d+)$/)) && m === 'GET') {
     const j = db.imports.find((x) => x.id === Number(mm[1]));
     return j ? send(res, 200, j) : fail(res, 404, 'not_found', 'No such import.');
+  }
+  // delivery: tx, messages, deliveries, queue
+  if (p === '/api/v1/tx' && m === 'POST') {
+    const b = JSON.parse((await readBody(req)) || '{}');
+    const to = Array.isArray(b.to) ? b.to : [b.to];
+    const addr = (s) => String(s ?? '').match(/<([^>]+)>/)?.[1] ?? String(s ?? '').trim();
+    if (!EMAIL_RE.test(addr(b.from))) return fail(res, 422, 'invalid_email', 'from is not a valid email address', 'from');
+    if (!to.length || !to.every((t) => EMAIL_RE.test(addr(t)))) return fail(res, 422, 'invalid_email', 'to is not a valid email address', 'to');
+    const id = nextId();
+    const at = now();
+    const recipients = to.map((t, index) => {
+      const rcpt = addr(t).toLowerCase();
+      const domain = rcpt.split('@')[1];
+      const [state, code, enhanced, text] = /defer/.test(rcpt)
+        ? ['deferred', 451, '4.7.1', '451 4.7.1 Try again later']
+        : /bounce/.test(rcpt)
+          ? ['bounced', 550, '5.1.1', '550 5.1.1 No such user']
+          : ['sent', 250, '2.0.0', '2.0.0 Ok: queued'];
+      const mx = `mx.${domain}`;
+      return {
+        message: id, index, recipient: rcpt, domain, state, attempts: 1,
+        next_attempt: state === 'deferred' ? new Date(Date.now() + 300_000).toISOString() : null,
+        site: domain, policy: false,
+        events: [{ at, state: 'queued' }, { at, state, code, enhanced, text, mx }],
+        created_at: at, updated_at: at,
+      };
+    });
+    const states = new Set(recipients.map((r) => r.state));
+    db.out.push({
+      message_id: id, message_id_header: `${crypto.randomBytes(8).toString('hex')}@mock.test`,
+      status: states.size === 1 ? [...states][0] : 'partial', from: addr(b.from), subject: String(b.subject ?? ''),
+      source: 'tx', size: JSON.stringify(b).length, created_at: at, recipients,
+    });
+    save();
+    return send(res, 202, { message_id: id, message_id_header: db.out.at(-1).message_id_header });
+  }
+  if ((p === '/api/v1/deliveries' || p === '/api/v1/queue') && user.role === 'sales')
+    return fail(res, 403, 'forbidden', 'sales cannot read the delivery log');
+  if ((mm = p.match(/^\/api\/v1\/messages\/(\d+)$/)) && m === 'GET') {
+    const msg = db.out.find((x) => x.message_id === Number(mm[1]));
+    return msg ? send(res, 200, msg) : fail(res, 404, 'not_found', 'message not found');
+  }
+  if (p === '/api/v1/deliveries' && m === 'GET') {
+    const q = url.searchParams;
+    const since = q.get('since');
+    if (since && Number.isNaN(Date.parse(since)))
+      return fail(res, 422, 'invalid_field', 'since must be an RFC 3339 time such as 2026-11-24T10:00:00Z', 'since');
+    const rcpt = (q.get('recipient') ?? '').trim().toLowerCase();
+    const domain = (q.get('domain') ?? '').trim().toLowerCase();
+    const items = db.out
+      .flatMap((x) => x.recipients)
+      .filter((d) => (!rcpt || d.recipient.includes(rcpt)) && (!domain || d.domain === domain))
+      .filter((d) => (!q.get('status') || d.state === q.get('status')) && (!since || d.updated_at >= new Date(since).toISOString()))
+      .sort((a, b) => b.message - a.message || b.index - a.index)
+      .slice(0, Math.min(Number(q.get('limit') ?? 100) || 100, 1000));
+    return send(res, 200, { items });
+  }
+  if (p === '/api/v1/queue' && m === 'GET') {
+    const sites = {};
+    let oldest = null;
+    for (const d of db.out.flatMap((x) => x.recipients)) {
+      const st = (sites[d.site ?? d.domain] ??= { waiting: 0, deferred: 0, sent: 0, bounced: 0, failed: 0 });
+      if (['queued', 'sending', 'deferred'].includes(d.state)) {
+        st.waiting++;
+        if (d.state === 'deferred') st.deferred++;
+        if (!oldest || d.created_at < oldest) oldest = d.created_at;
+      } else st[d.state]++;
+    }
+    const waiting = Object.values(sites).reduce((n, s) => n + s.waiting, 0);
+    const oldest_waiting_seconds = oldest ? Math.max(0, Math.round((Date.now() - Date.parse(oldest)) / 1000)) : null;
+    return send(res, 200, { sites, waiting, oldest_waiting_seconds });
   }
   // users
   if (p.startsWith('/api/v1/users') && user.role !== 'admin') return fail(res, 403, 'forbidden', 'Admins only.');

@@ -109,6 +109,88 @@ export interface NewToken {
   token: string;
 }
 
+export type DeliveryState = 'queued' | 'sending' | 'sent' | 'deferred' | 'bounced' | 'failed';
+export const DELIVERY_STATES: DeliveryState[] = ['queued', 'sending', 'sent', 'deferred', 'bounced', 'failed'];
+
+/** One step of a recipient's delivery (an SMTP reply, a deferral, …). */
+export interface DeliveryEvent {
+  at: string;
+  state: DeliveryState;
+  code?: number;
+  enhanced?: string;
+  text?: string;
+  mx?: string;
+}
+
+/** A recipient of an outbound message and where its delivery stands. */
+export interface Delivery {
+  message: number;
+  index: number;
+  recipient: string;
+  domain: string;
+  state: DeliveryState;
+  attempts: number;
+  next_attempt: string | null;
+  /** The receiving site (MX set) once known. */
+  site: string | null;
+  /** A policy (5.7.x) rejection. */
+  policy: boolean;
+  events: DeliveryEvent[];
+  created_at: string;
+  updated_at: string;
+}
+
+export interface DeliveryQuery {
+  recipient?: string;
+  status?: DeliveryState | '';
+  domain?: string;
+  /** RFC 3339 */
+  since?: string;
+  limit?: number;
+}
+
+export interface OutMessage {
+  message_id: number;
+  message_id_header: string;
+  /** A delivery state, or `partial` when the recipients ended differently. */
+  status: DeliveryState | 'partial';
+  from: string;
+  subject: string;
+  source: string;
+  size: number;
+  created_at: string;
+  recipients: Delivery[];
+}
+
+export interface SiteStats {
+  waiting: number;
+  deferred: number;
+  sent: number;
+  bounced: number;
+  failed: number;
+}
+
+export interface QueueHealth {
+  sites: Record<string, SiteStats>;
+  waiting: number;
+  oldest_waiting_seconds: number | null;
+}
+
+export interface TxInput {
+  from: string;
+  to: string | string[];
+  subject: string;
+  html: string;
+  text?: string;
+  headers?: Record<string, string>;
+  data?: Record<string, unknown>;
+}
+
+export interface TxAccepted {
+  message_id: number;
+  message_id_header: string;
+}
+
 /** Error returned by the API (or synthesised for network failures). */
 export class ApiError extends Error {
   readonly status: number;
@@ -275,6 +357,20 @@ export const api = {
   getTokens: () => request<{ items: ApiToken[] }>('GET', '/api/v1/tokens'),
   createToken: (name: string) => request<NewToken>('POST', '/api/v1/tokens', { body: { name } }),
   revokeToken: (id: number) => request<void>('DELETE', `/api/v1/tokens/${id}`),
+
+  // delivery
+  getDeliveries: (q: DeliveryQuery, signal?: AbortSignal) => {
+    const params = new URLSearchParams();
+    if (q.recipient) params.set('recipient', q.recipient);
+    if (q.status) params.set('status', q.status);
+    if (q.domain) params.set('domain', q.domain);
+    if (q.since) params.set('since', q.since);
+    if (q.limit) params.set('limit', String(q.limit));
+    return request<{ items: Delivery[] }>('GET', `/api/v1/deliveries?${params}`, { signal });
+  },
+  getMessage: (id: number | string) => request<OutMessage>('GET', `/api/v1/messages/${enc(String(id))}`),
+  getQueue: (signal?: AbortSignal) => request<QueueHealth>('GET', '/api/v1/queue', { signal }),
+  sendTx: (input: TxInput) => request<TxAccepted>('POST', '/api/v1/tx', { body: input }),
 };
 
 export function toApiError(e: unknown): ApiError {

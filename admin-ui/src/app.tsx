@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, onUnauthorized, setCsrfToken, toApiError, type User } from './api';
-import { ErrorBanner, Spinner, Toasts, UserContext } from './components';
+import { canSeeDeliveries, ErrorBanner, Spinner, Toasts, UserContext } from './components';
 import { href, navigate, useRoute } from './router';
 import { LoginPage } from './pages/login';
 import { ContactsPage } from './pages/contacts';
@@ -9,6 +9,9 @@ import { ImportPage } from './pages/import';
 import { ListsPage } from './pages/lists';
 import { UsersPage } from './pages/users';
 import { TokensPage } from './pages/tokens';
+import { DeliveriesPage } from './pages/deliveries';
+import { MessagePage } from './pages/message';
+import { QueuePage } from './pages/queue';
 
 type SessionState = { status: 'loading' } | { status: 'anon'; expired: boolean } | { status: 'user'; user: User };
 
@@ -88,12 +91,14 @@ export function App() {
   );
 }
 
-const NAV: { path: string; label: string; admin?: boolean }[] = [
+const NAV: { path: string; label: string; show?: (u: User) => boolean; also?: string[] }[] = [
   { path: '/contacts', label: 'Contacts' },
   { path: '/import', label: 'Import' },
   { path: '/lists', label: 'Lists' },
+  { path: '/deliveries', label: 'Deliveries', show: canSeeDeliveries, also: ['/messages'] },
+  { path: '/queue', label: 'Queue', show: canSeeDeliveries },
   { path: '/tokens', label: 'API tokens' },
-  { path: '/users', label: 'Users', admin: true },
+  { path: '/users', label: 'Users', show: (u) => u.role === 'admin' },
 ];
 
 function Shell({ user, onLogout }: { user: User; onLogout: () => void }) {
@@ -150,9 +155,12 @@ function Shell({ user, onLogout }: { user: User; onLogout: () => void }) {
         </button>
         <nav id="primary-nav" class={'nav' + (menuOpen ? ' nav-open' : '')} aria-label="Primary">
           <ul>
-            {NAV.filter((n) => !n.admin || user.role === 'admin').map((n) => (
+            {NAV.filter((n) => !n.show || n.show(user)).map((n) => (
               <li key={n.path}>
-                <a href={href(n.path)} aria-current={section === n.path ? 'page' : undefined}>
+                <a
+                  href={href(n.path)}
+                  aria-current={section === n.path ? 'page' : n.also?.includes(section) ? 'location' : undefined}
+                >
                   {n.label}
                 </a>
               </li>
@@ -194,8 +202,17 @@ function Page({ path, query, seq, user }: { path: string; query: URLSearchParams
     case 'tokens':
       return <TokensPage />;
     case 'users':
-      if (user.role !== 'admin') return <NotAllowed />;
+      if (user.role !== 'admin') return <NotAllowed message="Only administrators can manage users." />;
       return <UsersPage />;
+    case 'deliveries':
+      if (!canSeeDeliveries(user)) return <NotAllowed message="Your role cannot read the delivery log." />;
+      return <DeliveriesPage query={query} navSeq={seq} />;
+    case 'messages':
+      if (!parts[1]) return <NotFound />;
+      return <MessagePage key={parts[1]} id={parts[1]} />;
+    case 'queue':
+      if (!canSeeDeliveries(user)) return <NotAllowed message="Your role cannot see the delivery queue." />;
+      return <QueuePage />;
     default:
       return <NotFound />;
   }
@@ -214,13 +231,13 @@ function NotFound() {
   );
 }
 
-function NotAllowed() {
+function NotAllowed({ message }: { message: string }) {
   return (
     <section class="card">
       <h1 id="page-title" tabIndex={-1}>
         Not allowed
       </h1>
-      <ErrorBanner error={new ApiError(403, 'forbidden', 'Only administrators can manage users.')} />
+      <ErrorBanner error={new ApiError(403, 'forbidden', message)} />
     </section>
   );
 }

@@ -13,6 +13,11 @@ export function useUser(): User {
   return u;
 }
 
+/** The delivery log and queue: everybody but sales (the server answers 403 to them). */
+export function canSeeDeliveries(user: User): boolean {
+  return user.role !== 'sales';
+}
+
 /** Everyone except viewers may change data (the server enforces the real rules). */
 export function canWrite(user: User): boolean {
   return user.role !== 'viewer';
@@ -25,6 +30,41 @@ export function formatDate(s: string | null | undefined): string {
   const d = new Date(s);
   if (Number.isNaN(d.getTime())) return s;
   return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+/** Like formatDate, with seconds (delivery events are often seconds apart). */
+export function formatTime(s: string | null | undefined): string {
+  if (!s) return '—';
+  const d = new Date(s);
+  if (Number.isNaN(d.getTime())) return s;
+  return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+}
+
+/** 42 s, 5 min, 2 h 3 min, 3 d 4 h */
+export function formatAge(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
+  const d = Math.floor(h / 24);
+  return h % 24 ? `${d} d ${h % 24} h` : `${d} d`;
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / (1024 * 1024)).toFixed(1)} MB`;
+}
+
+/** queued, sending, sent, deferred, bounced, failed (or a message's `partial`). */
+export function DeliveryBadge({ state }: { state: string }) {
+  return (
+    <span class={'badge delivery-' + state} data-testid="delivery-status">
+      {state}
+    </span>
+  );
 }
 
 export function fullName(c: { first_name: string; last_name: string }): string {

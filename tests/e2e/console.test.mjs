@@ -11,6 +11,8 @@
 //                            admin-ui/dev/ui-proxy.mjs in front of the server instead of the
 //                            console embedded in the binary (for binaries built with
 //                            MAILSTEAD_SKIP_UI_BUILD=1)
+// Outbound mail goes through MAILSTEAD_RELAY to a minimal SMTP sink started by this test on a
+// loopback port, so the delivery log, message view and queue pages show real deliveries.
 // Screenshots, the server log and browser console output go to target/e2e-artifacts/.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -35,6 +37,9 @@ const NEW_COMPANY = 'Zephyrtech';
 const VIEWER_EMAIL = 'viewer@example.test';
 const VIEWER_PASSWORD = 'viewer-password-for-e2e-7';
 const STEP_TIMEOUT = 15_000;
+const TX_FROM = 'Mailstead E2E <shop@example.test>';
+const TX_SUBJECT = 'Your e2e receipt';
+const TX_TO = ['e2e-one@receiver.example', 'e2e-two@receiver.example'];
 
 // The bad row (invalid email) is physical line 4 of the file; the header is line 1.
 const FILLERS = 30;
@@ -88,15 +93,122 @@ if (missing.length) {
 
 // ------------------------------------------------------------------ helpers
 
-function run(cmd, args, input) {
+/** Runs a command; resolves to its output (stdout + stderr, or only stdout with `stdoutOnly`). */
+function run(cmd, args, input, { stdoutOnly = false } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout.on('data', (d) => (out += d));
+    let stdout = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      stdout += d;
+    });
     child.stderr.on('data', (d) => (out += d));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${code}:\n${out}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve(stdoutOnly ? stdout : out) : reject(new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${code}:\n${out}`)),
+    );
     child.stdin.end(input ?? '');
+  });
+}
+
+/**
+ * A loopback SMTP server that speaks just enough SMTP to accept mail: 220 greeting, 250 to
+ * EHLO/HELO/MAIL/RCPT/RSET/NOOP, 354 to DATA, 250 after the lone "." line, 221 to QUIT.
+ * Records every accepted recipient and message.
+ */
+function startSmtpSink() {
+  const rcpts = [];
+  const messages = [];
+  const sockets = new Set();
+  const srv = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => {});
+    let buf = '';
+    let data = null;
+    let envelope = [];
+    sock.write('220 e2e-sink ESMTP ready\r\n');
+    sock.on('data', (chunk) => {
+      buf += chunk.toString('latin1');
+      let i;
+      while ((i = buf.indexOf('\r\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (data !== null) {
+          if (line === '.') {
+            messages.push({ rcpts: envelope, data: data.join('\r\n') });
+            data = null;
+            envelope = [];
+            sock.write('250 2.0.0 Ok: queued by e2e-sink\r\n');
+          } else data.push(line.startsWith('..') ? line.slice(1) : line);
+          continue;
+        }
+        const verb = line.split(/[ :]/)[0].toUpperCase();
+        if (verb === 'EHLO' || verb === 'HELO') sock.write('250 e2e-sink\r\n');
+        else if (verb === 'MAIL') {
+          envelope = [];
+          sock.write('250 2.1.0 Ok\r\n');
+        } else if (verb === 'RCPT') {
+          const addr = /<([^>]*)>/.exec(line)?.[1] ?? '';
+          envelope.push(addr);
+          rcpts.push(addr);
+          sock.write('250 2.1.5 Ok\r\n');
+        } else if (verb === 'DATA') {
+          data = [];
+          sock.write('354 End data with <CR><LF>.<CR><LF>\r\n');
+        } else if (verb === 'QUIT') sock.end('221 2.0.0 Bye\r\n');
+        else if (verb === 'RSET' || verb === 'NOOP') sock.write('250 2.0.0 Ok\r\n');
+        else sock.write('502 5.5.2 Command not implemented\r\n');
+      }
+    });
+  });
+  return new Promise((resolve, reject) => {
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () =>
+      resolve({
+        port: srv.address().port,
+        rcpts,
+        messages,
+        close: () =>
+          new Promise((r) => {
+            for (const s of sockets) s.destroy();
+            srv.close(() => r());
+          }),
+      }),
+    );
+  });
+}
+
+/** POST JSON to the API with a bearer token (as a script or integration would). */
+function apiPost(url, token, body) {
+  return new Promise((resolve, reject) => {
+    const payload = Buffer.from(JSON.stringify(body));
+    const req = https.request(
+      url,
+      {
+        method: 'POST',
+        rejectUnauthorized: false,
+        timeout: 10_000,
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', 'Content-Length': payload.length },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => {
+          let json = null;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            /* not JSON */
+          }
+          resolve({ status: res.statusCode, json, text });
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(payload);
   });
 }
 
@@ -155,6 +267,9 @@ function defineSuite() {
   let page = null;
   let base = '';
   let proxy = null;
+  let sink = null;
+  let apiToken = null;
+  let txMessageId = null;
   let shot = 0;
   let failedStep = null;
   const browserLog = [];
@@ -173,6 +288,14 @@ function defineSuite() {
     await fsp.mkdir(dataDir);
 
     await run(bin, ['user', 'create', '--data-dir', dataDir, '--email', ADMIN_EMAIL, '--role', 'admin'], ADMIN_PASSWORD + '\n');
+    // An API token for the transactional send (the last line printed is the token).
+    const tokenOut = await run(bin, ['token', 'create', '--data-dir', dataDir, '--email', ADMIN_EMAIL, '--name', 'e2e'], '', {
+      stdoutOnly: true,
+    });
+    apiToken = tokenOut.trim().split('\n').pop().trim();
+    assert.match(apiToken, /^ms_/, `token create should print the token last; got:\n${tokenOut}`);
+
+    sink = await startSmtpSink();
 
     const port = await freePort();
     base = `https://127.0.0.1:${port}`;
@@ -180,7 +303,11 @@ function defineSuite() {
     const logFd = fs.openSync(logFile, 'w');
     server = spawn(bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
       stdio: ['ignore', logFd, logFd],
-      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' },
+      env: {
+        ...process.env,
+        RUST_LOG: process.env.RUST_LOG || 'info',
+        MAILSTEAD_RELAY: `smtp://127.0.0.1:${sink.port}?tls=none`,
+      },
     });
     fs.closeSync(logFd);
     serverExit = new Promise((resolve) => server.on('exit', (code, signal) => resolve({ code, signal })));
@@ -257,6 +384,7 @@ function defineSuite() {
         await serverExit;
       }
     }
+    await sink?.close().catch(() => {});
     if (tmpDir && process.env.E2E_KEEP_DATA !== '1') await fsp.rm(tmpDir, { recursive: true, force: true });
   });
 
@@ -483,6 +611,112 @@ function defineSuite() {
     );
 
     await t.test(
+      'sends a transactional message through POST /api/v1/tx; the relay hands it to the SMTP sink',
+      step('tx-sent', async () => {
+        const res = await apiPost(`${base}/api/v1/tx`, apiToken, {
+          from: TX_FROM,
+          to: TX_TO,
+          subject: TX_SUBJECT,
+          html: '<p>Thanks, {{ name }}!</p>',
+          data: { name: 'E2E' },
+        });
+        assert.equal(res.status, 202, `POST /api/v1/tx: ${res.text}`);
+        assert.ok(Number.isInteger(res.json?.message_id), `message_id in ${res.text}`);
+        assert.ok(res.json.message_id_header, 'message_id_header');
+        txMessageId = res.json.message_id;
+        await until(
+          'the SMTP sink to receive both recipients',
+          async () => TX_TO.every((r) => sink.rcpts.includes(r)) && sink.messages.length > 0,
+          30_000,
+        );
+        assert.match(sink.messages[0].data, new RegExp(`Subject: ${TX_SUBJECT}`), 'the message reached the sink');
+      }),
+    );
+
+    await t.test(
+      'finds the recipient in the delivery log, filtered, with status sent',
+      step('delivery-log', async () => {
+        await page.getByRole('navigation', { name: 'Primary' }).getByRole('link', { name: 'Deliveries' }).click();
+        await page.getByRole('heading', { name: 'Delivery log', level: 1 }).waitFor();
+        // data-query names the filters the rows on screen were loaded with
+        const shown = (query) => page.locator(`#delivery-results[data-query="${query}"][aria-busy="false"]`);
+        // unfiltered: both recipients
+        await until('both recipients in the log', async () => (await shown('').locator('tbody tr').count()) >= TX_TO.length);
+        await page.getByLabel('Recipient').fill('e2e-one');
+        const results = shown('recipient=e2e-one');
+        const row = results.locator(`tbody tr[data-recipient="${TX_TO[0]}"]`);
+        // the settlement may land a moment after the sink's 250: refresh as a person would
+        await until(`${TX_TO[0]} to show as sent`, async () => {
+          if ((await row.count()) === 1 && (await row.getByTestId('delivery-status').textContent()).trim() === 'sent') return true;
+          await sleep(300);
+          await page.getByRole('button', { name: 'Refresh' }).click();
+          return false;
+        });
+        assert.equal(await results.locator('tbody tr').count(), 1, 'the recipient filter leaves one row');
+        assert.match(await row.getByTestId('last-event').textContent(), /250/, 'last event shows the 250 reply');
+        assert.match(page.url(), /#\/deliveries\?recipient=e2e-one/, 'filters are kept in the URL');
+        // the status filter narrows the same way
+        await page.getByLabel('Status').selectOption('bounced');
+        await shown('recipient=e2e-one&status=bounced').locator('.empty').waitFor();
+        await page.getByLabel('Status').selectOption('sent');
+        await shown('recipient=e2e-one&status=sent').locator(`tbody tr[data-recipient="${TX_TO[0]}"]`).waitFor();
+      }),
+    );
+
+    await t.test(
+      'opens the message and shows the 250 reply in the recipient timeline',
+      step('message-view', async () => {
+        await page.locator('#delivery-results').getByRole('link', { name: TX_TO[0] }).click();
+        await page.getByRole('heading', { name: `Message #${txMessageId}`, level: 1 }).waitFor();
+        const meta = page.getByTestId('message-meta');
+        await meta.getByText(TX_SUBJECT).waitFor();
+        await meta.getByText('shop@example.test').waitFor();
+        const card = page.locator(`section.recipient-card[data-recipient="${TX_TO[0]}"]`);
+        const timeline = card.getByRole('table', { name: `Events for ${TX_TO[0]}` });
+        const sentRow = timeline.locator('tbody tr').filter({ has: page.locator('td[data-label="State"]', { hasText: 'sent' }) });
+        await sentRow.waitFor();
+        assert.equal((await sentRow.locator('td[data-label="Code"]').textContent()).trim(), '250', 'SMTP code of the sent event');
+        assert.equal((await sentRow.locator('td[data-label="MX host"]').textContent()).trim(), '127.0.0.1', 'MX host is the relay');
+        assert.equal(await page.locator('section.recipient-card').count(), TX_TO.length, 'one timeline per recipient');
+      }),
+    );
+
+    await t.test(
+      'shows queue health per receiving site and refreshes it by itself',
+      step('queue', async () => {
+        await page.getByRole('navigation', { name: 'Primary' }).getByRole('link', { name: 'Queue' }).click();
+        await page.getByRole('heading', { name: 'Queue health', level: 1 }).waitFor();
+        const q = await fetchJson('/api/v1/queue');
+        const [site, stats] = Object.entries(q.sites).find(([, st]) => st.sent > 0) ?? [];
+        assert.ok(site, `a site with sent mail in ${JSON.stringify(q)}`);
+        const row = page.locator(`.queue-table tbody tr[data-site="${site}"]`);
+        await row.waitFor();
+        const sentCell = row.locator('td[data-label="Sent"]');
+        assert.equal((await sentCell.textContent()).trim(), String(stats.sent));
+        assert.equal((await page.getByTestId('queue-waiting').textContent()).trim(), String(q.waiting));
+        // one more message: the page picks it up without a reload (auto-refresh every 5 s)
+        const res = await apiPost(`${base}/api/v1/tx`, apiToken, {
+          from: TX_FROM,
+          to: 'e2e-three@receiver.example',
+          subject: TX_SUBJECT,
+          html: '<p>again</p>',
+        });
+        assert.equal(res.status, 202, res.text);
+        await until(
+          'the queue page to refresh itself',
+          async () => Number((await sentCell.textContent()).trim()) > stats.sent,
+          15_000,
+        );
+        // the admin's "Send a test message" form goes through the same API
+        await page.getByLabel('To', { exact: true }).fill('e2e-form@receiver.example');
+        await page.getByRole('button', { name: 'Send test message' }).click();
+        await page.getByRole('link', { name: /^message #\d+$/ }).click();
+        await page.getByRole('heading', { name: /^Message #\d+$/, level: 1 }).waitFor();
+        await page.locator('section.recipient-card[data-recipient="e2e-form@receiver.example"]').waitFor();
+      }),
+    );
+
+    await t.test(
       'manages users: create a viewer, who gets a read-only console; change role; delete',
       step('users', async () => {
         await page.goto(`${base}/#/users`);
@@ -513,6 +747,9 @@ function defineSuite() {
           assert.equal(await vp.getByRole('button', { name: 'Save changes' }).count(), 0, 'no save button for viewers');
           assert.equal(await vp.getByRole('button', { name: 'Delete' }).count(), 0, 'no delete button for viewers');
           assert.equal(await vp.getByRole('link', { name: 'Users' }).count(), 0, 'viewers do not see Users');
+          const vnav = vp.getByRole('navigation', { name: 'Primary' });
+          assert.equal(await vnav.getByRole('link', { name: 'Deliveries' }).count(), 1, 'viewers see the delivery log');
+          assert.equal(await vnav.getByRole('link', { name: 'Queue' }).count(), 1, 'viewers see the queue');
           await vp.screenshot({ path: path.join(artifacts, 'viewer-contact.png'), fullPage: true });
         } finally {
           await vctx.close();
@@ -523,6 +760,29 @@ function defineSuite() {
           const r = await fetchJson('/api/v1/users');
           return r.items.find((u) => u.email === VIEWER_EMAIL)?.role === 'sales';
         });
+        // As sales, the delivery pages are not offered (the API answers 403 to sales).
+        const sctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
+        sctx.setDefaultTimeout(STEP_TIMEOUT);
+        try {
+          const sp = await sctx.newPage();
+          sp.on('pageerror', (e) => pageErrors.push(`[sales] ${e.message}`));
+          await sp.goto(`${base}/`);
+          await sp.getByLabel('Email').fill(VIEWER_EMAIL);
+          await sp.getByLabel('Password').fill(VIEWER_PASSWORD);
+          await sp.getByRole('button', { name: 'Sign in' }).click();
+          await sp.getByTestId('current-role').filter({ hasText: 'sales' }).waitFor();
+          const snav = sp.getByRole('navigation', { name: 'Primary' });
+          await snav.getByRole('link', { name: 'Contacts' }).waitFor();
+          assert.equal(await snav.getByRole('link', { name: 'Deliveries' }).count(), 0, 'sales do not see the delivery log');
+          assert.equal(await snav.getByRole('link', { name: 'Queue' }).count(), 0, 'sales do not see the queue');
+          const res = await sctx.request.get(`${base}/api/v1/deliveries`);
+          assert.equal(res.status(), 403, 'the delivery log API refuses sales');
+          await sp.goto(`${base}/#/queue`);
+          await sp.getByRole('heading', { name: 'Not allowed', level: 1 }).waitFor();
+        } finally {
+          await sctx.close();
+        }
+
         await page.getByRole('button', { name: `Delete ${VIEWER_EMAIL}` }).click();
         await page.getByRole('dialog').getByRole('button', { name: 'Delete user' }).click();
         await until('the user row to disappear', async () => (await page.getByLabel(`Role of ${VIEWER_EMAIL}`).count()) === 0);
@@ -545,6 +805,11 @@ function defineSuite() {
         await until('the contact form at 360px', async () => (await page.getByLabel('Company').inputValue()) === NEW_COMPANY);
         const overflow2 = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
         assert.ok(overflow2 <= 0, `contact page overflows horizontally by ${overflow2}px at 360px`);
+        await page.goto(`${base}/#/deliveries?recipient=e2e`);
+        await page.locator(`#delivery-results tbody tr[data-recipient="${TX_TO[0]}"]`).waitFor();
+        const overflow3 = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(overflow3 <= 0, `delivery log overflows horizontally by ${overflow3}px at 360px`);
+        await screenshot('narrow-360-deliveries');
       }),
     );
 
