@@ -363,6 +363,9 @@ pub struct OutMessage {
     pub source: String,
     pub size: u64,
     pub recipients: u32,
+    /// The user (or token owner) who submitted it.
+    #[serde(default)]
+    pub submitted_by: Option<Id>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String)]
     pub created_at: OffsetDateTime,

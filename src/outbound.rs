@@ -11,7 +11,7 @@ use crate::compose::{self, ComposeError, Draft};
 use crate::config::Settings;
 use crate::delivery::{
     ClientConfig, DeliveryJob, DeliveryStatus, Engine, EngineConfig, FailureCause, PreparedMessage,
-    RelayConfig, Resolver, RetryPolicy, Signer, Verp,
+    RelayConfig, Resolver, RetryPolicy, ShapingConfig, Signer, Verp,
 };
 use crate::model::{DeliveryEvent, DeliveryState, Id, OutMessage, now};
 use crate::policy::Actor;
@@ -122,10 +122,22 @@ impl Outbound {
         store: Arc<Store>,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Outbound, OutboundError> {
+        Self::with_shaping(settings, store, metrics, ShapingConfig::default())
+    }
+
+    /// As [`Outbound::new`], with explicit traffic shaping (benchmarks and labs; the
+    /// server uses the defaults).
+    pub fn with_shaping(
+        settings: &Settings,
+        store: Arc<Store>,
+        metrics: Arc<crate::metrics::Metrics>,
+        shaping: ShapingConfig,
+    ) -> Result<Outbound, OutboundError> {
         let d = &settings.delivery;
         let client =
             ClientConfig::new(&d.hostname).map_err(|e| OutboundError::Setup(e.to_string()))?;
         let mut cfg = EngineConfig::new(client);
+        cfg.shaping = shaping;
         cfg.smtp_port = d.smtp_port;
         cfg.relay = match &d.relay {
             Some(url) => Some(
@@ -252,6 +264,7 @@ impl Outbound {
             source: "tx".into(),
             size: 0,
             recipients: 0,
+            submitted_by: Some(actor.user_id),
             created_at: now(),
         };
         let msg = self.store.enqueue(msg, &bytes, &rcpts)?;

@@ -147,6 +147,16 @@ impl Actor {
         }
     }
 
+    /// A sent message's status and recipients: whoever may read the delivery log, and the
+    /// user who submitted it.
+    pub fn check_message(&self, submitted_by: Option<Id>) -> Result<(), Denied> {
+        if submitted_by == Some(self.user_id) || self.check_delivery_log().is_ok() {
+            Ok(())
+        } else {
+            Err(Denied::NotVisible)
+        }
+    }
+
     /// Import jobs are visible to whoever started them, and to admins and managers.
     pub fn sees_import(&self, started_by: Option<Id>) -> bool {
         matches!(self.role, Role::Admin | Role::Manager) || started_by == Some(self.user_id)

@@ -137,12 +137,14 @@ pub async fn get(
     Authed(actor): Authed,
     Path(id): Path<Id>,
 ) -> Result<Json<MessageView>, ApiError> {
-    actor.check_send().or_else(|_| actor.check_delivery_log())?;
     let (msg, ds) = blocking(move || -> Result<_, crate::store::StoreError> {
         Ok((app.store.out_message(id)?, app.store.deliveries_of(id)?))
     })
     .await?;
     let msg = msg.ok_or_else(|| ApiError::not_found("message"))?;
+    actor
+        .check_message(msg.submitted_by)
+        .map_err(|_| ApiError::not_found("message"))?;
     Ok(Json(MessageView {
         message_id: msg.id,
         message_id_header: msg.message_id,

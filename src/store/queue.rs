@@ -366,6 +366,7 @@ mod tests {
             source: "tx".into(),
             size: 0,
             recipients: 0,
+            submitted_by: None,
             created_at: now(),
         }
     }
