@@ -289,6 +289,13 @@ impl PyPeer {
 
 /// Starts the aiosmtpd-based peer in `mode` with extra arguments.
 pub fn py_peer(mode: &str, extra: &[&str]) -> Result<PyPeer, String> {
+    py_peer_at("127.0.0.1", 0, mode, extra)
+}
+
+/// Starts the aiosmtpd-based peer on a chosen loopback address and port
+/// (0: a free one), so that several peers can share the port a server
+/// uses for every MX host (`MAILSTEAD_SMTP_PORT`).
+pub fn py_peer_at(ip: &str, port: u16, mode: &str, extra: &[&str]) -> Result<PyPeer, String> {
     if !python_has(&["aiosmtpd"]) {
         return Err("python3 with aiosmtpd not found".into());
     }
@@ -301,6 +308,9 @@ pub fn py_peer(mode: &str, extra: &[&str]) -> Result<PyPeer, String> {
         .arg(dump.path())
         .arg("--log")
         .arg(&log)
+        .args(["--host", ip])
+        .arg("--port")
+        .arg(port.to_string())
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -323,9 +333,10 @@ pub fn py_peer(mode: &str, extra: &[&str]) -> Result<PyPeer, String> {
         .strip_prefix("READY ")
         .and_then(|p| p.parse().ok())
         .ok_or_else(|| format!("smtp_peer.py said {line:?}"))?;
+    let ip: IpAddr = ip.parse().map_err(|_| format!("bad address {ip}"))?;
     Ok(PyPeer {
         _proc: proc,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        addr: SocketAddr::new(ip, port),
         dump,
         log,
     })

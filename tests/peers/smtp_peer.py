@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Scripted SMTP servers for Mailstead's delivery tests. Loopback only.
 
-usage: smtp_peer.py --mode MODE [--dump-dir DIR] [--log FILE]
+usage: smtp_peer.py --mode MODE [--dump-dir DIR] [--log FILE] [--host IP] [--port N]
                     [--tls-cert PEM --tls-key PEM [--implicit-tls]] [--auth USER:PASS]
                     [--plain-auth-ok] [--smtputf8]
 
-Listens on 127.0.0.1 on a free port and prints "READY <port>" on stdout.
+Listens on --host (127.0.0.1; any loopback address) on --port (a free port by
+default) and prints "READY <port>" on stdout.
 
 Modes built on aiosmtpd (a real SMTP server implementation):
   accept        accept everything; dump each message to DIR/N.eml plus DIR/N.json
@@ -85,6 +86,7 @@ class Handler:
         if self.mode == "reject-data":
             return "554 5.7.1 Message content rejected"
         if self.mode == "stall-data":
+            log_event(self.args, event="stalled", rcpts=envelope.rcpt_tos)
             await asyncio.sleep(3600)
         n = next(COUNTER)
         if self.args.dump_dir:
@@ -159,6 +161,8 @@ def main():
     ap.add_argument("--mode", default="accept")
     ap.add_argument("--dump-dir")
     ap.add_argument("--log")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
     ap.add_argument("--auth")
@@ -173,7 +177,7 @@ def main():
 
     if args.mode in ("stall-greeting", "garbage", "long-line"):
         server = loop.run_until_complete(asyncio.start_server(
-            lambda r, w: raw_peer(args.mode, r, w), "127.0.0.1", 0))
+            lambda r, w: raw_peer(args.mode, r, w), args.host, args.port))
     else:
         tls_context = None
         server_ssl = None
@@ -216,7 +220,7 @@ def main():
             return smtp
 
         server = loop.run_until_complete(
-            loop.create_server(factory, "127.0.0.1", 0, ssl=server_ssl))
+            loop.create_server(factory, args.host, args.port, ssl=server_ssl))
 
     port = server.sockets[0].getsockname()[1]
     print(f"READY {port}", flush=True)
