@@ -282,7 +282,11 @@ impl Outbound {
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let reaper = self.engine.spawn_reaper(Duration::from_secs(10));
         let sem = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Settlement>(4096);
+        // An outcome travels with its worker permit, released only once the outcome is
+        // committed: a delivery is `sending` in the store only while it holds a permit, so
+        // what a crash can resend stays within `concurrency`.
+        let (tx, mut rx) =
+            tokio::sync::mpsc::channel::<(Settlement, tokio::sync::OwnedSemaphorePermit)>(4096);
         // settler: one transaction per batch of outcomes
         let settler = {
             let me = self.clone();
@@ -298,7 +302,8 @@ impl Outbound {
                             Err(_) => break,
                         }
                     }
-                    let b = std::mem::take(&mut batch);
+                    let (b, permits): (Vec<Settlement>, Vec<_>) =
+                        std::mem::take(&mut batch).into_iter().unzip();
                     let st = me.store.clone();
                     match tokio::task::spawn_blocking(move || st.settle(&b)).await {
                         Ok(Ok(())) => {}
@@ -307,6 +312,7 @@ impl Outbound {
                         }
                         Err(e) => tracing::error!(error = %e, "settle task failed"),
                     }
+                    drop(permits);
                     me.wake.notify_one();
                 }
             })
@@ -365,8 +371,8 @@ impl Outbound {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let s = me.attempt(c, body).await;
-                    let _ = tx.send(s).await;
-                    drop(permit);
+                    // the settler drops the permit after the commit
+                    let _ = tx.send((s, permit)).await;
                 });
             }
         }
