@@ -127,6 +127,11 @@ pub const OPTIONS: &[OptionSpec] = &[
         "Comma-separated recipient domains that must get verified TLS."
     ),
     opt!(
+        "shaping_file",
+        "",
+        "TOML file with traffic-shaping limits (global rate, per-site profiles); empty means the built-in profiles."
+    ),
+    opt!(
         "retry_max_hours",
         "72",
         "Give up on a deferred recipient after this many hours."
@@ -154,6 +159,8 @@ pub struct DeliverySettings {
     pub bounce_domain: String,
     pub require_tls_domains: Vec<String>,
     pub retry_max_hours: u64,
+    /// Traffic-shaping overrides (see config/shaping.example.toml).
+    pub shaping_file: Option<PathBuf>,
     pub concurrency: usize,
     pub max_message_bytes: usize,
 }
@@ -469,6 +476,9 @@ impl Settings {
             relay: Some(Secret(relay_raw)).filter(|r| !r.is_empty()),
             bounce_domain,
             retry_max_hours: retry_max_hours.max(1),
+            shaping_file: Some(get("shaping_file"))
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
             concurrency,
             max_message_bytes,
         };

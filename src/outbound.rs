@@ -122,7 +122,24 @@ impl Outbound {
         store: Arc<Store>,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Outbound, OutboundError> {
-        Self::with_shaping(settings, store, metrics, ShapingConfig::default())
+        let shaping = match &settings.delivery.shaping_file {
+            None => ShapingConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    OutboundError::Setup(format!(
+                        "cannot read shaping_file {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                toml::from_str::<ShapingConfig>(&text).map_err(|e| {
+                    OutboundError::Setup(format!(
+                        "shaping_file {} is not valid: {e}",
+                        path.display()
+                    ))
+                })?
+            }
+        };
+        Self::with_shaping(settings, store, metrics, shaping)
     }
 
     /// As [`Outbound::new`], with explicit traffic shaping (benchmarks and labs; the
@@ -519,4 +536,28 @@ fn fill_failure(s: &mut Settlement, f: &crate::delivery::Failure) {
     }
     s.event.text = f.to_string();
     s.event.mx = f.host.clone();
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::delivery::ShapingConfig;
+
+    #[test]
+    fn the_shaping_example_is_valid_and_changes_limits() {
+        let cfg: ShapingConfig =
+            toml::from_str(include_str!("../config/shaping.example.toml")).unwrap();
+        assert_eq!(cfg.global_messages_per_second, 200);
+        assert!(cfg.profiles.contains_key("mailru"));
+        let (profiles, default) = cfg.resolve().unwrap();
+        assert!(
+            profiles
+                .iter()
+                .any(|p| p.name == "mailru" && p.max_connections == 2)
+        );
+        assert_eq!(default.max_connections, 5);
+        assert!(
+            toml::from_str::<ShapingConfig>("global_messages_per_secnd = 1").is_err(),
+            "unknown keys are refused"
+        );
+    }
 }

@@ -437,3 +437,27 @@ fn dkim_keys_stay_in_the_data_dir_and_records_are_printed() {
     );
     assert!(!out.contains("PRIVATE KEY"));
 }
+
+#[test]
+fn a_broken_shaping_file_stops_the_server_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let shaping = dir.path().join("shaping.toml");
+    std::fs::write(&shaping, "global_messages_per_second = \"fast\"\n").unwrap();
+    let o = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .env("MAILSTEAD_SHAPING_FILE", &shaping)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("shaping_file") && err.contains("not valid"),
+        "{err}"
+    );
+}
