@@ -230,6 +230,13 @@ fn main() -> Result<()> {
         ),
     );
 
+    if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
+        // other work on the machine inflates every figure: see the README
+        r.fig(
+            "loadavg_at_end",
+            l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        );
+    }
     let out = work.join(format!("results-{n}.txt"));
     std::fs::write(&out, r.lines.join("\n") + "\n")
         .with_context(|| format!("writing {}", out.display()))?;
@@ -776,6 +783,7 @@ fn run_import(r: &mut Report, data: &Path, csv: &Path, n: u64) -> Result<String>
     r.fig("import_seconds", secs(elapsed));
     r.fig("import_rate_contacts_per_s", format!("{rate:.0}"));
     if let Some(cpu) = cpu {
+        r.fig("import_cpu_seconds", secs(cpu));
         r.fig(
             "import_cpu_cores_busy",
             format!("{:.2}", cpu.as_secs_f64() / elapsed.as_secs_f64()),
