@@ -25,7 +25,7 @@ use anyhow::{Context, Result, bail};
 use mailstead::app::App;
 use mailstead::config::Settings;
 use mailstead::import::{self, ImportOptions};
-use mailstead::model::{ImportMode, ImportStatus, Role};
+use mailstead::model::{ImportMode, Role};
 use mailstead::policy::Actor;
 use mailstead::search::SearchIndex;
 use mailstead::store::Store;
@@ -752,7 +752,7 @@ fn run_import(r: &mut Report, data: &Path, csv: &Path, n: u64) -> Result<String>
     let mode = ImportMode::Upsert;
     let mut job = app
         .store
-        .create_import(mailstead::http::imports::new_job(mode, None, None))?;
+        .create_import(mailstead::model::ImportJob::new(mode, None, None))?;
     let opts = ImportOptions {
         mode,
         list_id: None,
@@ -767,12 +767,7 @@ fn run_import(r: &mut Report, data: &Path, csv: &Path, n: u64) -> Result<String>
     });
     let elapsed = started.elapsed();
     let cpu = cpu_time().zip(cpu0).map(|(a, b)| a.saturating_sub(b));
-    job.finished_at = Some(mailstead::model::now());
-    job.status = if result.is_ok() {
-        ImportStatus::Done
-    } else {
-        ImportStatus::Failed
-    };
+    job.finish(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
     app.store.save_import(&job)?;
     result?;
 

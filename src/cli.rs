@@ -3,7 +3,7 @@
 
 use crate::app::App;
 use crate::config::{Settings, Source};
-use crate::model::{ImportMode, ImportStatus, Role};
+use crate::model::{ImportMode, Role};
 use crate::policy::Actor;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -347,24 +347,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::DnsRecords { domain, dmarc_rua } => {
             let settings = load_settings(&cli.common, &[])?;
             let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
-            let dir = settings.data_dir.join("dkim").join(&domain);
-            let mut keys: Vec<(String, Vec<u8>)> = Vec::new();
-            if let Ok(entries) = std::fs::read_dir(&dir) {
-                let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-                files.sort();
-                for f in files {
-                    let name = f
-                        .file_name()
-                        .map(|n| n.to_string_lossy().to_string())
-                        .unwrap_or_default();
-                    if let Some(sel) = name
-                        .strip_suffix(".rsa.pem")
-                        .or_else(|| name.strip_suffix(".ed25519.pem"))
-                    {
-                        keys.push((sel.to_string(), std::fs::read(&f)?));
-                    }
-                }
-            }
+            let keys = crate::outbound::dkim_keys(&settings.data_dir, &domain)?;
             if keys.is_empty() {
                 eprintln!(
                     "note: no DKIM key for {domain} yet; create one with: mailstead dkim generate --domain {domain} --selector s1"
@@ -372,7 +355,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let key_refs: Vec<(&str, &[u8])> = keys
                 .iter()
-                .map(|(s, k)| (s.as_str(), k.as_slice()))
+                .map(|k| (k.selector.as_str(), k.pem.as_slice()))
                 .collect();
             let bounce = if settings.delivery.bounce_domain.ends_with(&domain) {
                 settings.delivery.bounce_domain.clone()
@@ -452,7 +435,7 @@ fn import_contacts(common: &Common, file: &Path, list: Option<&str>, mode: &str)
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut job = crate::http::imports::new_job(mode, list_id, None);
+    let mut job = crate::model::ImportJob::new(mode, list_id, None);
     job = app.store.create_import(job)?;
     let opts = crate::import::ImportOptions {
         mode,
@@ -471,15 +454,7 @@ fn import_contacts(common: &Common, file: &Path, list: Option<&str>, mode: &str)
         bar.set_message(format!("{} rows, {:.0}/s", j.processed, rate));
     });
     bar.finish_and_clear();
-    job.finished_at = Some(crate::model::now());
-    job.status = if result.is_ok() {
-        ImportStatus::Done
-    } else {
-        ImportStatus::Failed
-    };
-    if let Err(e) = &result {
-        job.message = Some(e.to_string());
-    }
+    job.finish(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
     app.store.save_import(&job)?;
     result?;
     let secs = started.elapsed().as_secs_f64();

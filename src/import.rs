@@ -193,10 +193,7 @@ pub fn run(
             offset: 0,
             breaks: breaks.clone(),
         });
-    let line_of = |pos: Option<&csv::Position>| -> u64 {
-        pos.map(|p| breaks.borrow_mut().line_at(p.byte()))
-            .unwrap_or(0)
-    };
+    let line_of = |pos: &csv::Position| breaks.borrow_mut().line_at(pos.byte());
     let mut record = csv::ByteRecord::new();
     let header = loop {
         match rdr.read_byte_record(&mut record) {
@@ -223,13 +220,13 @@ pub fn run(
         }
     };
     loop {
-        let line = line_of(Some(rdr.position()));
+        let line = line_of(rdr.position());
         match rdr.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
                 job.processed += 1;
-                let line = e.position().map(|p| line_of(Some(p))).unwrap_or(line);
+                let line = e.position().map(&line_of).unwrap_or(line);
                 error(job, line, format!("not valid CSV: {e}"));
                 if matches!(e.kind(), csv::ErrorKind::Io(_)) {
                     break;
@@ -237,7 +234,7 @@ pub fn run(
                 continue;
             }
         }
-        let line = record.position().map(|p| line_of(Some(p))).unwrap_or(line);
+        let line = record.position().map(&line_of).unwrap_or(line);
         if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
             continue;
         }
@@ -494,26 +491,10 @@ mod tests {
 #[cfg(test)]
 mod fuzz {
     use super::*;
-    use crate::model::{ImportStatus, now};
     use std::sync::Arc;
 
     fn job() -> ImportJob {
-        ImportJob {
-            id: 0,
-            status: ImportStatus::Running,
-            mode: ImportMode::Upsert,
-            list_id: None,
-            user_id: None,
-            processed: 0,
-            created: 0,
-            updated: 0,
-            skipped: 0,
-            errors: vec![],
-            error_count: 0,
-            message: None,
-            created_at: now(),
-            finished_at: None,
-        }
+        ImportJob::new(ImportMode::Upsert, None, None)
     }
 
     /// Random and mangled CSV never panics, and whatever is imported is consistent: every

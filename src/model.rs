@@ -230,6 +230,40 @@ pub struct ImportJob {
 
 pub const MAX_IMPORT_ERRORS: usize = 1000;
 
+impl ImportJob {
+    /// A job that is about to run.
+    pub fn new(mode: ImportMode, list_id: Option<Id>, user_id: Option<Id>) -> ImportJob {
+        ImportJob {
+            id: 0,
+            status: ImportStatus::Running,
+            mode,
+            list_id,
+            user_id,
+            processed: 0,
+            created: 0,
+            updated: 0,
+            skipped: 0,
+            errors: Vec::new(),
+            error_count: 0,
+            message: None,
+            created_at: now(),
+            finished_at: None,
+        }
+    }
+
+    /// Records how the run ended: done, or failed with a message for the person.
+    pub fn finish(&mut self, result: Result<(), String>) {
+        self.finished_at = Some(now());
+        match result {
+            Ok(()) => self.status = ImportStatus::Done,
+            Err(m) => {
+                self.status = ImportStatus::Failed;
+                self.message = Some(m);
+            }
+        }
+    }
+}
+
 /// Lower-cases and trims an address and checks its shape (RFC 5321 limits, no spaces or
 /// control characters, one `@`, a dotted domain). Returns a message a person understands.
 pub fn normalise_email(raw: &str) -> Result<String, String> {

@@ -53,42 +53,63 @@ pub struct TxRequest {
 pub const MAX_TX_RECIPIENTS: usize = 50;
 
 /// The DKIM keys in `<data_dir>/dkim/<domain>/<selector>.<rsa|ed25519>.pem`, by domain.
+/// A DKIM private key kept in `<data_dir>/dkim/<domain>/<selector>.<rsa|ed25519>.pem`.
+pub struct DkimKeyFile {
+    pub selector: String,
+    pub ed25519: bool,
+    pub pem: Vec<u8>,
+}
+
+/// The DKIM keys stored for `domain`, in file-name order.
+pub fn dkim_keys(data_dir: &Path, domain: &str) -> Result<Vec<DkimKeyFile>, OutboundError> {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("dkim").join(domain)) else {
+        return Ok(Vec::new());
+    };
+    let mut files: Vec<_> = entries.flatten().map(|f| f.path()).collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let (selector, ed25519) = match (
+            name.strip_suffix(".rsa.pem"),
+            name.strip_suffix(".ed25519.pem"),
+        ) {
+            (Some(sel), _) => (sel, false),
+            (None, Some(sel)) => (sel, true),
+            (None, None) => continue,
+        };
+        let pem = std::fs::read(&f)
+            .map_err(|e| OutboundError::Setup(format!("cannot read {}: {e}", f.display())))?;
+        out.push(DkimKeyFile {
+            selector: selector.to_string(),
+            ed25519,
+            pem,
+        });
+    }
+    Ok(out)
+}
+
+/// A signer per domain that has an RSA key (the last by selector name), with its Ed25519 key
+/// as a second signature when there is one.
 pub fn load_signers(data_dir: &Path) -> Result<HashMap<String, Arc<Signer>>, OutboundError> {
-    let root = data_dir.join("dkim");
     let mut out = HashMap::new();
-    let Ok(domains) = std::fs::read_dir(&root) else {
+    let Ok(domains) = std::fs::read_dir(data_dir.join("dkim")) else {
         return Ok(out);
     };
     for d in domains.flatten() {
         let domain = d.file_name().to_string_lossy().to_string();
-        let mut rsa: Option<(String, Vec<u8>)> = None;
-        let mut ed: Option<(String, Vec<u8>)> = None;
-        let Ok(files) = std::fs::read_dir(d.path()) else {
+        let keys = dkim_keys(data_dir, &domain)?;
+        let Some(rsa) = keys.iter().rev().find(|k| !k.ed25519) else {
             continue;
         };
-        let mut files: Vec<_> = files.flatten().map(|f| f.path()).collect();
-        files.sort();
-        for f in files {
-            let name = f
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let read = || {
-                std::fs::read(&f)
-                    .map_err(|e| OutboundError::Setup(format!("cannot read {}: {e}", f.display())))
-            };
-            if let Some(sel) = name.strip_suffix(".rsa.pem") {
-                rsa = Some((sel.to_string(), read()?));
-            } else if let Some(sel) = name.strip_suffix(".ed25519.pem") {
-                ed = Some((sel.to_string(), read()?));
-            }
-        }
-        let Some((sel, pem)) = rsa else { continue };
-        let mut signer = Signer::new(&domain, &sel, &pem)
+        let mut signer = Signer::new(&domain, &rsa.selector, &rsa.pem)
             .map_err(|e| OutboundError::Setup(format!("DKIM key for {domain}: {e}")))?;
-        if let Some((esel, epem)) = ed {
+        if let Some(ed) = keys.iter().rev().find(|k| k.ed25519) {
             signer = signer
-                .with_ed25519(&esel, &epem)
+                .with_ed25519(&ed.selector, &ed.pem)
                 .map_err(|e| OutboundError::Setup(format!("Ed25519 key for {domain}: {e}")))?;
         }
         out.insert(domain, Arc::new(signer));
@@ -441,7 +462,6 @@ impl Outbound {
             s.retry_at = Some(now() + time::Duration::minutes(5));
             return s;
         };
-        let site_label = |host: &Option<String>| host.clone();
         match o.status {
             DeliveryStatus::Delivered { reply, host, tls } => {
                 s.state = DeliveryState::Sent;
@@ -460,12 +480,12 @@ impl Outbound {
                 s.state = DeliveryState::Bounced;
                 fill_failure(&mut s, &f);
                 s.policy = f.is_policy();
-                s.site = site_label(&f.host).map(|h| site_of(&h));
+                s.site = f.host.as_deref().map(site_of);
                 self.count(&s, "bounced");
             }
             DeliveryStatus::Deferred(f) => {
                 fill_failure(&mut s, &f);
-                s.site = site_label(&f.host).map(|h| site_of(&h));
+                s.site = f.host.as_deref().map(site_of);
                 match &f.cause {
                     // no connection was made: not an attempt; wait for the site
                     FailureCause::SiteOnHold { until } => {

@@ -139,37 +139,8 @@ fn cli_users_tokens_and_import_with_list() {
 
     // the server sees them, in the list, searchable
     let port = free_port();
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(&data)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let o = Command::new(BIN)
-            .args(["healthcheck", "--listen", &format!("127.0.0.1:{port}")])
-            .output()
-            .unwrap();
-        if o.status.success() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "healthcheck never passed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let pem = std::fs::read(data.join("tls/cert.pem")).unwrap();
-    let client = reqwest::blocking::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-        .build()
-        .unwrap();
+    let mut child = serve_until_healthy(&data, port, &[]);
+    let client = trusting_client(&data);
     let v: serde_json::Value = client
         .get(format!(
             "https://127.0.0.1:{port}/api/v1/contacts?q=tag:b%20company:%22company%203%22"
@@ -248,36 +219,15 @@ fn first_admin_comes_from_the_environment() {
     std::fs::write(&pw, "bootstrap password 1\n").unwrap();
     let data = dir.path().join("data");
     let port = free_port();
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(&data)
-        .env("MAILSTEAD_ADMIN_EMAIL", "root@example.test")
-        .env("MAILSTEAD_ADMIN_PASSWORD_FILE", &pw)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !data.join("tls/cert.pem").exists()
-        || !Command::new(BIN)
-            .args(["healthcheck", "--listen", &format!("127.0.0.1:{port}")])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let pem = std::fs::read(data.join("tls/cert.pem")).unwrap();
-    let client = reqwest::blocking::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-        .build()
-        .unwrap();
+    let mut child = serve_until_healthy(
+        &data,
+        port,
+        &[
+            ("MAILSTEAD_ADMIN_EMAIL", "root@example.test".as_ref()),
+            ("MAILSTEAD_ADMIN_PASSWORD_FILE", pw.as_os_str()),
+        ],
+    );
+    let client = trusting_client(&data);
     let r = client
         .post(format!("https://127.0.0.1:{port}/api/v1/session"))
         .json(

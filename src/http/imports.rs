@@ -5,7 +5,7 @@ use super::AppState;
 use super::auth::Authed;
 use super::error::{ApiError, Json, Path, Query, blocking};
 use crate::import::{ImportOptions, run};
-use crate::model::{Id, ImportJob, ImportMode, ImportStatus, now};
+use crate::model::{Id, ImportJob, ImportMode};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -29,25 +29,6 @@ pub struct Accepted {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ImportPage {
     pub items: Vec<ImportJob>,
-}
-
-pub fn new_job(mode: ImportMode, list_id: Option<Id>, user_id: Option<Id>) -> ImportJob {
-    ImportJob {
-        id: 0,
-        status: ImportStatus::Running,
-        mode,
-        list_id,
-        user_id,
-        processed: 0,
-        created: 0,
-        updated: 0,
-        skipped: 0,
-        errors: Vec::new(),
-        error_count: 0,
-        message: None,
-        created_at: now(),
-        finished_at: None,
-    }
 }
 
 #[utoipa::path(post, path = "/api/v1/imports", params(ImportParams), tag = "imports",
@@ -127,8 +108,11 @@ pub async fn create(
     let mode = p.mode.unwrap_or(ImportMode::Upsert);
     let a2 = app.clone();
     let user_id = actor.user_id;
-    let job =
-        blocking(move || a2.store.create_import(new_job(mode, p.list, Some(user_id)))).await?;
+    let job = blocking(move || {
+        a2.store
+            .create_import(ImportJob::new(mode, p.list, Some(user_id)))
+    })
+    .await?;
     let id = job.id;
     let a3 = app.clone();
     tokio::task::spawn_blocking(move || {
@@ -162,14 +146,7 @@ pub async fn create(
                 )
                 .map_err(|e| e.to_string())
             });
-        job.finished_at = Some(now());
-        match result {
-            Ok(()) => job.status = ImportStatus::Done,
-            Err(m) => {
-                job.status = ImportStatus::Failed;
-                job.message = Some(m);
-            }
-        }
+        job.finish(result);
         if let Err(e) = a3.store.save_import(&job) {
             tracing::error!(error = %e, import = id, "could not save the import result");
         }

@@ -2,7 +2,7 @@
 
 use super::{
     Result, SEQUENCES, SESSIONS, Store, StoreError, TOKEN_BY_HASH, TOKENS, USER_BY_EMAIL, USERS,
-    decode, encode, get_json, next_seq,
+    all_json, decode, encode, get_json, next_seq,
 };
 use crate::model::{ApiToken, Id, Session, User};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -105,13 +105,7 @@ impl Store {
 
     pub fn users(&self) -> Result<Vec<User>> {
         let rtx = self.db.begin_read()?;
-        let t = rtx.open_table(USERS)?;
-        let mut out = Vec::new();
-        for row in t.iter()? {
-            let (_, v) = row?;
-            out.push(decode("users", v.value())?);
-        }
-        Ok(out)
+        all_json(&rtx.open_table(USERS)?, "users")
     }
 
     pub fn user_count(&self) -> Result<u64> {
@@ -152,13 +146,7 @@ impl Store {
 
     pub fn tokens(&self) -> Result<Vec<ApiToken>> {
         let rtx = self.db.begin_read()?;
-        let t = rtx.open_table(TOKENS)?;
-        let mut out = Vec::new();
-        for row in t.iter()? {
-            let (_, v) = row?;
-            out.push(decode("api_tokens", v.value())?);
-        }
-        Ok(out)
+        all_json(&rtx.open_table(TOKENS)?, "api_tokens")
     }
 
     /// Writes back a token's mutable fields (revoked, last used).

@@ -1,6 +1,8 @@
 //! Mailing lists.
 
-use super::{LISTS, Result, SEQUENCES, Store, StoreError, decode, encode, get_json, next_seq};
+use super::{
+    LISTS, Result, SEQUENCES, Store, StoreError, all_json, decode, encode, get_json, next_seq,
+};
 use crate::model::{Id, MailingList};
 use redb::{ReadableDatabase, ReadableTable};
 
@@ -54,12 +56,6 @@ impl Store {
 
     pub fn lists(&self) -> Result<Vec<MailingList>> {
         let rtx = self.db.begin_read()?;
-        let t = rtx.open_table(LISTS)?;
-        let mut out = Vec::new();
-        for row in t.iter()? {
-            let (_, v) = row?;
-            out.push(decode("lists", v.value())?);
-        }
-        Ok(out)
+        all_json(&rtx.open_table(LISTS)?, "lists")
     }
 }

@@ -263,6 +263,19 @@ pub(crate) fn next_seq(table: &mut redb::Table<&str, u64>, name: &str) -> Result
     Ok(next)
 }
 
+/// Every record of a JSON-valued table, in key order.
+pub(crate) fn all_json<T: DeserializeOwned>(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    name: &'static str,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for row in table.iter()? {
+        let (_, v) = row?;
+        out.push(decode(name, v.value())?);
+    }
+    Ok(out)
+}
+
 pub(crate) fn get_json<T: DeserializeOwned>(
     table: &impl ReadableTable<u64, &'static [u8]>,
     name: &'static str,

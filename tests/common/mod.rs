@@ -49,6 +49,43 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
+/// A client that trusts the self-signed certificate the server generated in `data`.
+pub fn trusting_client(data: &Path) -> Client {
+    let pem = std::fs::read(data.join("tls/cert.pem")).unwrap();
+    Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap()
+}
+
+/// Starts `mailstead serve` on `data` with extra environment and waits until the Docker
+/// probe, `mailstead healthcheck`, passes.
+pub fn serve_until_healthy(data: &Path, port: u16, env: &[(&str, &std::ffi::OsStr)]) -> Child {
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", &listen, "--data-dir"])
+        .arg(data)
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !data.join("tls/cert.pem").exists()
+        || !Command::new(BIN)
+            .args(["healthcheck", "--listen", &listen])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    {
+        assert!(Instant::now() < deadline, "healthcheck never passed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
+}
+
 pub struct Server {
     pub dir: tempfile::TempDir,
     pub port: u16,
@@ -184,12 +221,7 @@ impl Server {
 
     /// A client of its own (no shared connection pool), trusting the server's certificate.
     pub fn new_client(&self) -> Client {
-        let pem = std::fs::read(self.data().join("tls/cert.pem")).unwrap();
-        Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-            .tls_built_in_root_certs(false)
-            .build()
-            .unwrap()
+        trusting_client(&self.data())
     }
 
     pub fn get(&self, path: &str) -> Response {
