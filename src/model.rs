@@ -448,3 +448,232 @@ pub struct Delivery {
     #[schema(value_type = String)]
     pub updated_at: OffsetDateTime,
 }
+
+// ---- feedback: suppressions and what bounces/complaints said ----
+
+/// Why an address is on the suppression list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SuppressionReason {
+    /// A permanent failure: the mailbox or domain does not exist.
+    HardBounce,
+    /// Too many temporary failures within the configured window.
+    SoftBounces,
+    /// The recipient reported a message as spam.
+    Complaint,
+    /// The recipient unsubscribed from everything.
+    Unsubscribed,
+    /// Added by a person (console, API or import).
+    Manual,
+}
+
+impl SuppressionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressionReason::HardBounce => "hard_bounce",
+            SuppressionReason::SoftBounces => "soft_bounces",
+            SuppressionReason::Complaint => "complaint",
+            SuppressionReason::Unsubscribed => "unsubscribed",
+            SuppressionReason::Manual => "manual",
+        }
+    }
+}
+
+impl std::str::FromStr for SuppressionReason {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "hard_bounce" => SuppressionReason::HardBounce,
+            "soft_bounces" => SuppressionReason::SoftBounces,
+            "complaint" => SuppressionReason::Complaint,
+            "unsubscribed" => SuppressionReason::Unsubscribed,
+            "manual" => SuppressionReason::Manual,
+            other => {
+                return Err(format!(
+                    "unknown suppression reason '{other}' (hard_bounce, soft_bounces, complaint, unsubscribed, manual)"
+                ));
+            }
+        })
+    }
+}
+
+/// An address that no send may reach. Keyed by the normalised address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Suppression {
+    pub email: String,
+    pub reason: SuppressionReason,
+    /// Where the decision came from: "smtp", "bounce-listener", "mailbox", "webhook:ses", "api" …
+    pub source: String,
+    /// A person-readable detail: the bounce diagnostic, the complaint's feedback type, a note.
+    #[serde(default)]
+    pub detail: String,
+    /// The user who added it by hand.
+    #[serde(default)]
+    pub added_by: Option<Id>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub created_at: OffsetDateTime,
+}
+
+/// What kind of feedback an event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackType {
+    Bounce,
+    Complaint,
+    AutoReply,
+    Delivered,
+}
+
+impl FeedbackType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedbackType::Bounce => "bounce",
+            FeedbackType::Complaint => "complaint",
+            FeedbackType::AutoReply => "auto_reply",
+            FeedbackType::Delivered => "delivered",
+        }
+    }
+}
+
+/// What Mailstead did about a feedback event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackAction {
+    /// The address was put on the suppression list.
+    Suppressed,
+    /// A complaint: unsubscribed from every list and suppressed.
+    Unsubscribed,
+    /// A temporary failure, counted towards the soft-bounce threshold.
+    Counted,
+    /// A policy (5.7.x) rejection: the sender's problem, not held against the address.
+    SenderProblem,
+    /// Nothing to do (a delivery report, an auto-reply, an already suppressed address).
+    Recorded,
+}
+
+/// One piece of feedback about one recipient, as recorded (visible on the contact, in the
+/// suppression list and in reports).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FeedbackRecord {
+    pub id: Id,
+    pub email: String,
+    pub kind: FeedbackType,
+    /// Enhanced status code (e.g. "5.1.1"), empty when unknown.
+    #[serde(default)]
+    pub status: String,
+    /// SMTP reply code (e.g. "550"), empty when unknown.
+    #[serde(default)]
+    pub reply_code: String,
+    /// Reason in the Sisimai vocabulary.
+    pub reason: String,
+    pub hard: bool,
+    /// ARF feedback type for complaints ("abuse", "fraud" …).
+    #[serde(default)]
+    pub feedback_type: String,
+    #[serde(default)]
+    pub diagnostic: String,
+    /// Where it came from: "smtp", "bounce-listener", "mailbox", "webhook:sendgrid" …
+    pub source: String,
+    /// The outbound message it is about, when known (VERP or Message-ID).
+    #[serde(default)]
+    pub message: Option<Id>,
+    /// The campaign (or "tx") of that message, when known.
+    #[serde(default)]
+    pub campaign: Option<String>,
+    pub action: FeedbackAction,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub at: OffsetDateTime,
+}
+
+// ---- events for integrators (outgoing webhooks) ----
+
+/// The kinds of event integrators can subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum EventType {
+    #[serde(rename = "message.sent")]
+    MessageSent,
+    #[serde(rename = "message.delivered")]
+    MessageDelivered,
+    #[serde(rename = "message.deferred")]
+    MessageDeferred,
+    #[serde(rename = "message.bounced")]
+    MessageBounced,
+    #[serde(rename = "message.complained")]
+    MessageComplained,
+    #[serde(rename = "message.opened")]
+    MessageOpened,
+    #[serde(rename = "message.clicked")]
+    MessageClicked,
+    #[serde(rename = "contact.unsubscribed")]
+    ContactUnsubscribed,
+    #[serde(rename = "contact.created")]
+    ContactCreated,
+    #[serde(rename = "contact.updated")]
+    ContactUpdated,
+    #[serde(rename = "lead.converted")]
+    LeadConverted,
+    #[serde(rename = "opportunity.stage_changed")]
+    OpportunityStageChanged,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 12] = [
+        EventType::MessageSent,
+        EventType::MessageDelivered,
+        EventType::MessageDeferred,
+        EventType::MessageBounced,
+        EventType::MessageComplained,
+        EventType::MessageOpened,
+        EventType::MessageClicked,
+        EventType::ContactUnsubscribed,
+        EventType::ContactCreated,
+        EventType::ContactUpdated,
+        EventType::LeadConverted,
+        EventType::OpportunityStageChanged,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::MessageSent => "message.sent",
+            EventType::MessageDelivered => "message.delivered",
+            EventType::MessageDeferred => "message.deferred",
+            EventType::MessageBounced => "message.bounced",
+            EventType::MessageComplained => "message.complained",
+            EventType::MessageOpened => "message.opened",
+            EventType::MessageClicked => "message.clicked",
+            EventType::ContactUnsubscribed => "contact.unsubscribed",
+            EventType::ContactCreated => "contact.created",
+            EventType::ContactUpdated => "contact.updated",
+            EventType::LeadConverted => "lead.converted",
+            EventType::OpportunityStageChanged => "opportunity.stage_changed",
+        }
+    }
+}
+
+impl std::str::FromStr for EventType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+                format!("unknown event type '{s}' (one of: {})", names.join(", "))
+            })
+    }
+}
+
+/// Something that happened, recorded in the same transaction as the change itself so that
+/// integrators never miss an event nor hear of one that was rolled back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Event {
+    pub id: Id,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub at: OffsetDateTime,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}

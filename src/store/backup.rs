@@ -2,7 +2,7 @@
 //! offline restore.
 
 use super::*;
-use redb::{Key, ReadableDatabase, Value};
+use redb::{Key, ReadableDatabase, TableHandle, Value};
 
 fn copy_table<K: Key + 'static, V: Value + 'static>(
     src: &redb::ReadTransaction,
@@ -40,6 +40,12 @@ macro_rules! for_each_table {
         n += $f($src, $dst, OUT_BODIES)?;
         n += $f($src, $dst, DELIVERIES)?;
         n += $f($src, $dst, DUE)?;
+        n += $f($src, $dst, suppression::SUPPRESSIONS)?;
+        n += $f($src, $dst, suppression::SOFT_BOUNCES)?;
+        n += $f($src, $dst, suppression::FEEDBACK)?;
+        n += $f($src, $dst, suppression::FEEDBACK_BY_EMAIL)?;
+        n += $f($src, $dst, suppression::FEEDBACK_SEEN)?;
+        n += $f($src, $dst, events::EVENTS)?;
         n
     }};
 }
@@ -55,6 +61,19 @@ impl Store {
         restrict_permissions(&tmp)?;
         let wtx = out.begin_write()?;
         let rows = for_each_table!(copy_table, &rtx, &wtx);
+        // Every table of the store must be in the list above: a forgotten one would make
+        // backups silently incomplete.
+        let names = |it: Box<dyn Iterator<Item = redb::UntypedTableHandle>>| {
+            it.map(|h| h.name().to_string())
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let have = names(Box::new(rtx.list_tables()?));
+        let copied = names(Box::new(wtx.list_tables()?));
+        if let Some(missing) = have.difference(&copied).next() {
+            return Err(StoreError::Invalid(format!(
+                "backup does not know the table '{missing}' (a bug: add it to store/backup.rs)"
+            )));
+        }
         wtx.commit()?;
         drop(out);
         std::fs::rename(&tmp, dest).map_err(|source| StoreError::Io {

@@ -42,9 +42,16 @@ pub struct ContactTx<'t> {
     lists: Table<'t, u64, &'static [u8]>,
     seqs: Table<'t, &'static str, u64>,
     out: Vec<ContactChange>,
+    wtx: &'t redb::WriteTransaction,
 }
 
-impl ContactTx<'_> {
+impl<'t> ContactTx<'t> {
+    /// The whole transaction, for writing other records (events, feedback, suppressions)
+    /// in the same commit as the contact change.
+    pub fn wtx(&self) -> &'t redb::WriteTransaction {
+        self.wtx
+    }
+
     pub fn get(&self, id: Id) -> Result<Option<Contact>> {
         get_json(&self.contacts, "contacts", id)
     }
@@ -164,6 +171,7 @@ impl Store {
                 lists: wtx.open_table(LISTS).map_err(StoreError::from)?,
                 seqs: wtx.open_table(SEQUENCES).map_err(StoreError::from)?,
                 out: Vec::new(),
+                wtx: &wtx,
             };
             let value = f(&mut tx)?;
             (value, std::mem::take(&mut tx.out))

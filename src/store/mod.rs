@@ -6,9 +6,11 @@
 mod accounts;
 mod backup;
 mod contacts;
+pub mod events;
 mod imports;
 mod lists;
 mod queue;
+pub mod suppression;
 
 pub use contacts::{ContactChange, ContactTx};
 pub use queue::{Claimed, DeliveryFilter, QueueStats, Settlement, SiteStats};
@@ -42,7 +44,7 @@ pub(crate) const IMPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("im
 pub const TOMBSTONE: u64 = 1 << 63;
 
 /// Schema version this build writes. Migrations bring older stores forward at start.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 const DB_FILE: &str = "mailstead.redb";
 
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +199,15 @@ impl Store {
                     wtx.open_table(OUT_BODIES)?;
                     wtx.open_table(DELIVERIES)?;
                     wtx.open_table(DUE)?;
+                }
+                2 => {
+                    // v3: feedback (suppressions, bounce/complaint log) and the event log.
+                    wtx.open_table(suppression::SUPPRESSIONS)?;
+                    wtx.open_table(suppression::SOFT_BOUNCES)?;
+                    wtx.open_table(suppression::FEEDBACK)?;
+                    wtx.open_table(suppression::FEEDBACK_BY_EMAIL)?;
+                    wtx.open_table(suppression::FEEDBACK_SEEN)?;
+                    wtx.open_table(events::EVENTS)?;
                 }
                 _ => {
                     return Err(StoreError::Invalid(format!(
