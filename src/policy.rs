@@ -157,6 +157,24 @@ impl Actor {
         }
     }
 
+    /// The suppression list: admins, managers and marketing read and change it; viewers
+    /// read it; sales (who see only their own contacts) do not.
+    pub fn check_suppressions(&self, action: Action) -> Result<(), Denied> {
+        match (self.role, action) {
+            (Role::Admin | Role::Manager | Role::Marketing, _) => Ok(()),
+            (Role::Viewer, Action::Read) => Ok(()),
+            _ => Err(forbid(self, action, "the suppression list")),
+        }
+    }
+
+    /// Outgoing webhook subscriptions carry signing secrets and see every event: admins only.
+    pub fn check_webhooks(&self, action: Action) -> Result<(), Denied> {
+        match self.role {
+            Role::Admin => Ok(()),
+            _ => Err(forbid(self, action, "webhook subscriptions")),
+        }
+    }
+
     /// Import jobs are visible to whoever started them, and to admins and managers.
     pub fn sees_import(&self, started_by: Option<Id>) -> bool {
         matches!(self.role, Role::Admin | Role::Manager) || started_by == Some(self.user_id)

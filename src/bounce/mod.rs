@@ -318,3 +318,32 @@ fn kind_of(rows: &[RecipientReport]) -> FeedbackKind {
         FeedbackKind::Bounce
     }
 }
+
+/// Classifies a failure met during Mailstead's own SMTP delivery (the server's answer to
+/// RCPT TO or to the end of DATA), so that synchronous rejections are judged by the same
+/// rules as bounce messages.
+pub fn classify_reply(
+    recipient: &str,
+    reply_code: u16,
+    status: Option<&str>,
+    text: &str,
+    after_data: bool,
+) -> RecipientReport {
+    let ev = classify::Evidence {
+        diag: util::collapse_ws(text),
+        status: status.unwrap_or_default().to_string(),
+        reply: if reply_code == 0 {
+            String::new()
+        } else {
+            reply_code.to_string()
+        },
+        command: Some(if after_data {
+            classify::Command::Data
+        } else {
+            classify::Command::RcptTo
+        }),
+        action: Some(classify::Action::Failed),
+        ..Default::default()
+    };
+    classify::make_report(recipient.to_string(), &ev, "")
+}
