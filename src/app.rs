@@ -24,7 +24,8 @@ pub struct App {
     pub settings: Settings,
     pub store: Arc<Store>,
     pub search: Arc<SearchIndex>,
-    pub contacts: Contacts,
+    pub contacts: Arc<Contacts>,
+    pub feedback: Arc<crate::feedback::Feedback>,
     pub accounts: Accounts,
     pub metrics: Arc<Metrics>,
     pub started: std::time::Instant,
@@ -40,7 +41,17 @@ impl App {
     pub fn open(settings: Settings) -> Result<App, StartError> {
         let store = Arc::new(Store::open(&settings.data_dir)?);
         let search = Arc::new(SearchIndex::open(&search_dir(&settings), &store)?);
-        let contacts = Contacts::new(store.clone(), search.clone());
+        let contacts = Arc::new(Contacts::new(store.clone(), search.clone()));
+        let feedback = Arc::new(crate::feedback::Feedback::new(
+            store.clone(),
+            contacts.clone(),
+            crate::feedback::Rules {
+                soft_bounce_limit: settings.feedback.soft_bounce_limit,
+                soft_bounce_window: time::Duration::days(i64::from(
+                    settings.feedback.soft_bounce_days,
+                )),
+            },
+        ));
         let accounts = Accounts::new(
             store.clone(),
             settings.login_attempts_per_minute,
@@ -51,6 +62,7 @@ impl App {
             store,
             search,
             contacts,
+            feedback,
             accounts,
             metrics: Arc::new(Metrics::new()),
             started: std::time::Instant::now(),

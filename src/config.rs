@@ -146,7 +146,63 @@ pub const OPTIONS: &[OptionSpec] = &[
         "10485760",
         "Largest message accepted for sending, in bytes."
     ),
+    opt!(
+        "soft_bounce_limit",
+        "5",
+        "Suppress an address after this many soft bounces within soft_bounce_days."
+    ),
+    opt!(
+        "soft_bounce_days",
+        "30",
+        "Window, in days, over which soft bounces are counted."
+    ),
+    opt!(
+        "bounce_listen",
+        "",
+        "Address:port of the inbound SMTP listener for bounces and complaints (e.g. 0.0.0.0:2525); empty means off."
+    ),
+    opt!(
+        "bounce_addresses",
+        "postmaster,abuse",
+        "Local parts (or full addresses) at the bounce domain that accept feedback besides VERP return paths."
+    ),
+    opt!(
+        "bounce_max_bytes",
+        "10485760",
+        "Largest message the bounce listener accepts, in bytes."
+    ),
+    opt!(
+        "bounce_messages_per_minute",
+        "120",
+        "Messages the bounce listener accepts per client address per minute."
+    ),
+    opt!(
+        "bounce_mailbox",
+        "",
+        "Poll a bounce mailbox: pop3s://user:pass@host:995 or pop3://user:pass@host:110 (STARTTLS required unless private targets are allowed).",
+        secret
+    ),
+    opt!(
+        "bounce_mailbox_interval_secs",
+        "60",
+        "Seconds between polls of bounce_mailbox."
+    ),
 ];
+
+/// Settings of the feedback loop: soft-bounce rules, the inbound bounce listener and
+/// mailbox polling.
+#[derive(Debug, Clone)]
+pub struct FeedbackSettings {
+    pub soft_bounce_limit: u32,
+    pub soft_bounce_days: u32,
+    pub listen: Option<SocketAddr>,
+    /// Full addresses (lower case) that accept feedback besides VERP return paths.
+    pub addresses: Vec<String>,
+    pub max_bytes: usize,
+    pub messages_per_minute: u32,
+    pub mailbox: Option<Secret>,
+    pub mailbox_interval_secs: u64,
+}
 
 /// Settings of the delivery engine.
 #[derive(Debug, Clone)]
@@ -225,6 +281,7 @@ pub struct Settings {
     pub login_attempts_per_minute: u32,
     pub api_requests_per_second: u32,
     pub delivery: DeliverySettings,
+    pub feedback: FeedbackSettings,
     /// Raw values with where each came from, for `config show` and later modules.
     pub raw: BTreeMap<&'static str, (String, Source)>,
     pub warnings: Vec<String>,
@@ -351,6 +408,11 @@ impl Settings {
         let retry_max_hours = num("retry_max_hours");
         let concurrency = num("delivery_concurrency") as usize;
         let max_message_bytes = num("max_message_bytes") as usize;
+        let soft_bounce_limit = (num("soft_bounce_limit") as u32).max(1);
+        let soft_bounce_days = (num("soft_bounce_days") as u32).max(1);
+        let bounce_max_bytes = (num("bounce_max_bytes") as usize).max(1024);
+        let bounce_per_minute = (num("bounce_messages_per_minute") as u32).max(1);
+        let mailbox_interval_secs = num("bounce_mailbox_interval_secs").max(1);
         let listen = match get("listen").parse::<SocketAddr>() {
             Ok(a) => a,
             Err(_) => {
@@ -482,6 +544,49 @@ impl Settings {
             concurrency,
             max_message_bytes,
         };
+        let bounce_listen = match get("bounce_listen") {
+            b if b.is_empty() => None,
+            b => match b.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    errors.push(format!(
+                        "bounce_listen must be ADDRESS:PORT such as 0.0.0.0:2525, not '{b}'"
+                    ));
+                    None
+                }
+            },
+        };
+        let bounce_mailbox = get("bounce_mailbox");
+        if !bounce_mailbox.is_empty()
+            && !bounce_mailbox.starts_with("pop3s://")
+            && !bounce_mailbox.starts_with("pop3://")
+        {
+            errors.push(
+                "bounce_mailbox must look like pop3s://user:password@host:995 or pop3://user:password@host:110"
+                    .into(),
+            );
+        }
+        let feedback = FeedbackSettings {
+            soft_bounce_limit,
+            soft_bounce_days,
+            listen: bounce_listen,
+            addresses: get("bounce_addresses")
+                .split(',')
+                .map(|a| a.trim().to_ascii_lowercase())
+                .filter(|a| !a.is_empty())
+                .map(|a| {
+                    if a.contains('@') {
+                        a
+                    } else {
+                        format!("{a}@{}", delivery.bounce_domain.to_ascii_lowercase())
+                    }
+                })
+                .collect(),
+            max_bytes: bounce_max_bytes,
+            messages_per_minute: bounce_per_minute,
+            mailbox: Some(Secret(bounce_mailbox)).filter(|m| !m.is_empty()),
+            mailbox_interval_secs,
+        };
         let mut settings = Settings {
             data_dir,
             listen,
@@ -498,6 +603,7 @@ impl Settings {
             login_attempts_per_minute,
             api_requests_per_second,
             delivery,
+            feedback,
             raw,
             warnings,
         };
