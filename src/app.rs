@@ -45,12 +45,7 @@ impl App {
         let feedback = Arc::new(crate::feedback::Feedback::new(
             store.clone(),
             contacts.clone(),
-            crate::feedback::Rules {
-                soft_bounce_limit: settings.feedback.soft_bounce_limit,
-                soft_bounce_window: time::Duration::days(i64::from(
-                    settings.feedback.soft_bounce_days,
-                )),
-            },
+            crate::feedback::Rules::from_settings(&settings.feedback),
         ));
         let accounts = Accounts::new(
             store.clone(),

@@ -185,6 +185,15 @@ pub struct Rules {
     pub soft_bounce_window: Duration,
 }
 
+impl Rules {
+    pub fn from_settings(s: &crate::config::FeedbackSettings) -> Rules {
+        Rules {
+            soft_bounce_limit: s.soft_bounce_limit,
+            soft_bounce_window: Duration::days(i64::from(s.soft_bounce_days)),
+        }
+    }
+}
+
 impl Default for Rules {
     fn default() -> Self {
         Rules {
@@ -675,4 +684,60 @@ mod tests {
         assert!(e.hard);
         assert_eq!(e.reason, Reason::UserUnknown);
     }
+}
+
+/// What our own delivery attempts teach, applied in the transaction that records the
+/// outcome: a permanent SMTP rejection is judged like a bounce message (hard → suppressed,
+/// 5.7.x → the sender's problem), giving up after the retry period counts as a soft bounce,
+/// and integrators hear of deliveries, deferrals and bounces.
+pub fn on_delivery_outcome(
+    wtx: &WriteTransaction,
+    d: &crate::model::Delivery,
+    s: &store::Settlement,
+    rules: &Rules,
+) -> Result<(), StoreError> {
+    use crate::model::DeliveryState;
+    let base = || {
+        serde_json::json!({
+            "message_id": d.message,
+            "email": d.recipient,
+            "attempts": d.attempts,
+            "code": s.event.code,
+            "status": s.event.enhanced,
+            "text": s.event.text,
+            "mx": s.event.mx,
+        })
+    };
+    match s.state {
+        DeliveryState::Sent => {
+            store::events::emit(wtx, EventType::MessageDelivered, base())?;
+        }
+        DeliveryState::Deferred if s.attempted => {
+            let mut data = base();
+            data["retry_at"] = serde_json::json!(d.next_attempt.and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            }));
+            store::events::emit(wtx, EventType::MessageDeferred, data)?;
+        }
+        DeliveryState::Bounced | DeliveryState::Failed if s.attempted => {
+            let report = bounce::classify_reply(
+                &d.recipient,
+                s.event.code.unwrap_or(0),
+                s.event.enhanced.as_deref(),
+                &s.event.text,
+                false,
+            );
+            let mut ev = FeedbackEvent::from_report(&report, FeedbackKind::Bounce, "smtp")
+                .with_message(Some(d.message));
+            if s.state == DeliveryState::Failed {
+                // retried until the retry period ended: temporary by nature
+                ev.hard = false;
+                ev.reason = Reason::Expired;
+            }
+            apply_in(wtx, &ev, rules, None)?;
+        }
+        _ => {}
+    }
+    Ok(())
 }

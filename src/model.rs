@@ -400,6 +400,9 @@ pub struct OutMessage {
     /// The user (or token owner) who submitted it.
     #[serde(default)]
     pub submitted_by: Option<Id>,
+    /// Recipients left out because they are on the suppression list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String)]
     pub created_at: OffsetDateTime,

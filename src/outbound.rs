@@ -35,6 +35,10 @@ pub enum OutboundError {
     Sign(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error(
+        "every recipient is on the suppression list ({0}); remove them from it first if they should get mail again"
+    )]
+    AllSuppressed(String),
 }
 
 /// A transactional message as an integrator sends it.
@@ -133,6 +137,7 @@ pub struct Outbound {
     retry: RetryPolicy,
     concurrency: usize,
     max_message_bytes: usize,
+    rules: crate::feedback::Rules,
     wake: tokio::sync::Notify,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -207,6 +212,7 @@ impl Outbound {
             retry,
             concurrency: d.concurrency.max(1),
             max_message_bytes: d.max_message_bytes,
+            rules: crate::feedback::Rules::from_settings(&settings.feedback),
             wake: tokio::sync::Notify::new(),
             metrics,
         })
@@ -242,6 +248,21 @@ impl Outbound {
             .iter()
             .map(|t| compose::parse_mailbox("to", t))
             .collect::<Result<Vec<_>, _>>()?;
+        let suppressed = {
+            let addrs: Vec<String> = to.iter().map(|m| m.addr.to_lowercase()).collect();
+            let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+            self.store.suppressed_among(&refs)?
+        };
+        if to
+            .iter()
+            .all(|m| suppressed.contains(&m.addr.to_lowercase()))
+        {
+            let mut list: Vec<&String> = suppressed.iter().collect();
+            list.sort();
+            return Err(OutboundError::AllSuppressed(
+                list.into_iter().cloned().collect::<Vec<_>>().join(", "),
+            ));
+        }
         let reply_to = req
             .reply_to
             .as_deref()
@@ -292,8 +313,11 @@ impl Outbound {
         };
         let rcpts: Vec<(String, String)> = to
             .iter()
+            .filter(|m| !suppressed.contains(&m.addr.to_lowercase()))
             .map(|m| (m.addr.clone(), m.domain().to_string()))
             .collect();
+        let mut skipped: Vec<String> = suppressed.into_iter().collect();
+        skipped.sort();
         let msg = OutMessage {
             id: 0,
             message_id: built.message_id,
@@ -303,6 +327,7 @@ impl Outbound {
             size: 0,
             recipients: 0,
             submitted_by: Some(actor.user_id),
+            suppressed: skipped,
             created_at: now(),
         };
         let msg = self.store.enqueue(msg, &bytes, &rcpts)?;
@@ -343,7 +368,14 @@ impl Outbound {
                     let (b, permits): (Vec<Settlement>, Vec<_>) =
                         std::mem::take(&mut batch).into_iter().unzip();
                     let st = me.store.clone();
-                    match tokio::task::spawn_blocking(move || st.settle(&b)).await {
+                    let rules = me.rules;
+                    match tokio::task::spawn_blocking(move || {
+                        st.settle(&b, |wtx, d, s| {
+                            crate::feedback::on_delivery_outcome(wtx, d, s, &rules)
+                        })
+                    })
+                    .await
+                    {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => {
                             tracing::error!(error = %e, "could not record delivery outcomes")
@@ -362,15 +394,25 @@ impl Outbound {
             }
             let want = sem.available_permits().clamp(1, 1000);
             let st = self.store.clone();
-            let claimed = match tokio::task::spawn_blocking(move || st.claim_due(now(), want)).await
+            let claimed = match tokio::task::spawn_blocking(move || {
+                let claimed = st.claim_due(now(), want)?;
+                let rcpts: Vec<&str> = claimed
+                    .iter()
+                    .map(|c| c.delivery.recipient.as_str())
+                    .collect();
+                let suppressed = st.suppressed_among(&rcpts)?;
+                Ok::<_, StoreError>((claimed, suppressed))
+            })
+            .await
             {
                 Ok(Ok(c)) => c,
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "cannot read the queue");
-                    Vec::new()
+                    (Vec::new(), Default::default())
                 }
-                Err(_) => Vec::new(),
+                Err(_) => (Vec::new(), Default::default()),
             };
+            let (claimed, suppressed) = claimed;
             if claimed.is_empty() {
                 bodies.clear();
                 tokio::select! {
@@ -385,6 +427,13 @@ impl Outbound {
                     Ok(p) => p,
                     Err(_) => break,
                 };
+                if suppressed.contains(&c.delivery.recipient) {
+                    // suppressed after it was queued (a bounce or complaint meanwhile)
+                    let s = suppressed_settlement(&c);
+                    self.count(&s, "suppressed");
+                    let _ = tx.send((s, permit)).await;
+                    continue;
+                }
                 let body = match bodies.get(&c.delivery.message) {
                     Some(b) => Some(b.clone()),
                     None => {
@@ -537,6 +586,26 @@ impl Outbound {
                 outcome: outcome.into(),
             })
             .inc();
+    }
+}
+
+fn suppressed_settlement(c: &Claimed) -> Settlement {
+    Settlement {
+        message: c.delivery.message,
+        index: c.delivery.index,
+        state: DeliveryState::Failed,
+        event: DeliveryEvent {
+            at: now(),
+            state: DeliveryState::Failed,
+            code: None,
+            enhanced: None,
+            text: "not sent: the address is on the suppression list".into(),
+            mx: None,
+        },
+        retry_at: None,
+        site: None,
+        policy: false,
+        attempted: false,
     }
 }
 

@@ -27,6 +27,10 @@ impl From<OutboundError> for ApiError {
             }
             OutboundError::Denied(d) => d.into(),
             OutboundError::NotFound(w) => ApiError::not_found(w),
+            e @ OutboundError::AllSuppressed(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "suppressed", e.to_string())
+                    .field("to")
+            }
             other => ApiError::internal(other),
         }
     }
@@ -64,6 +68,9 @@ pub struct TxAccepted {
     pub message_id: Id,
     /// The Message-ID header of the message.
     pub message_id_header: String,
+    /// Recipients left out because they are on the suppression list.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/tx", request_body = TxBody, tag = "messages",
@@ -99,6 +106,7 @@ pub async fn send(
         Json(TxAccepted {
             message_id: msg.id,
             message_id_header: msg.message_id,
+            suppressed: msg.suppressed,
         }),
     ))
 }

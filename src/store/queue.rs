@@ -6,7 +6,7 @@
 //! crash can only resend what was in flight.
 
 use super::{Result, SEQUENCES, Store, decode, encode, get_json, next_seq};
-use crate::model::{Delivery, DeliveryEvent, DeliveryState, Id, OutMessage, now};
+use crate::model::{Delivery, DeliveryEvent, DeliveryState, EventType, Id, OutMessage, now};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use time::OffsetDateTime;
 
@@ -100,6 +100,17 @@ impl Store {
                 };
                 deliveries.insert((msg.id, i as u32), encode(&d).as_slice())?;
                 due.insert((ms(t), msg.id, i as u32), ())?;
+                super::events::emit(
+                    &wtx,
+                    EventType::MessageSent,
+                    serde_json::json!({
+                        "message_id": msg.id,
+                        "message_header_id": msg.message_id,
+                        "email": rcpt,
+                        "source": msg.source,
+                        "subject": msg.subject,
+                    }),
+                )?;
             }
         }
         wtx.commit()?;
@@ -145,8 +156,13 @@ impl Store {
     }
 
     /// Records the outcome of attempts; deferred deliveries go back into the due index. The
-    /// message body is dropped once every recipient is final.
-    pub fn settle(&self, results: &[Settlement]) -> Result<()> {
+    /// message body is dropped once every recipient is final. `after` runs for each recorded
+    /// outcome inside the same transaction (feedback, events), so they commit together.
+    pub fn settle(
+        &self,
+        results: &[Settlement],
+        after: impl Fn(&redb::WriteTransaction, &Delivery, &Settlement) -> Result<()>,
+    ) -> Result<()> {
         let wtx = self.db.begin_write()?;
         {
             let mut deliveries = wtx.open_table(DELIVERIES)?;
@@ -187,6 +203,7 @@ impl Store {
                     due.insert((ms(at), s.message, s.index), ())?;
                 }
                 deliveries.insert((s.message, s.index), encode(&d).as_slice())?;
+                after(&wtx, &d, s)?;
                 if d.state.is_final() {
                     touched.push(s.message);
                 }
@@ -367,6 +384,7 @@ mod tests {
             size: 0,
             recipients: 0,
             submitted_by: None,
+            suppressed: Vec::new(),
             created_at: now(),
         }
     }
@@ -400,28 +418,31 @@ mod tests {
         );
         let later = now() + time::Duration::minutes(5);
         store
-            .settle(&[
-                Settlement {
-                    message: m.id,
-                    index: 0,
-                    state: DeliveryState::Sent,
-                    event: event(DeliveryState::Sent),
-                    retry_at: None,
-                    site: Some("one".into()),
-                    policy: false,
-                    attempted: true,
-                },
-                Settlement {
-                    message: m.id,
-                    index: 1,
-                    state: DeliveryState::Deferred,
-                    event: event(DeliveryState::Deferred),
-                    retry_at: Some(later),
-                    site: None,
-                    policy: false,
-                    attempted: true,
-                },
-            ])
+            .settle(
+                &[
+                    Settlement {
+                        message: m.id,
+                        index: 0,
+                        state: DeliveryState::Sent,
+                        event: event(DeliveryState::Sent),
+                        retry_at: None,
+                        site: Some("one".into()),
+                        policy: false,
+                        attempted: true,
+                    },
+                    Settlement {
+                        message: m.id,
+                        index: 1,
+                        state: DeliveryState::Deferred,
+                        event: event(DeliveryState::Deferred),
+                        retry_at: Some(later),
+                        site: None,
+                        policy: false,
+                        attempted: true,
+                    },
+                ],
+                |_, _, _| Ok(()),
+            )
             .unwrap();
         assert!(
             store.claim_due(now(), 10).unwrap().is_empty(),
@@ -442,16 +463,19 @@ mod tests {
         assert_eq!(back[0].delivery.recipient, "b@two.test");
         assert_eq!(back[0].delivery.attempts, 1);
         store
-            .settle(&[Settlement {
-                message: m.id,
-                index: 1,
-                state: DeliveryState::Bounced,
-                event: event(DeliveryState::Bounced),
-                retry_at: None,
-                site: None,
-                policy: false,
-                attempted: true,
-            }])
+            .settle(
+                &[Settlement {
+                    message: m.id,
+                    index: 1,
+                    state: DeliveryState::Bounced,
+                    event: event(DeliveryState::Bounced),
+                    retry_at: None,
+                    site: None,
+                    policy: false,
+                    attempted: true,
+                }],
+                |_, _, _| Ok(()),
+            )
             .unwrap();
         assert_eq!(
             store.out_body(m.id).unwrap(),
