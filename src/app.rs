@@ -46,6 +46,8 @@ impl App {
             store.clone(),
             contacts.clone(),
             crate::feedback::Rules::from_settings(&settings.feedback),
+            crate::delivery::Verp::new(&store.secret("verp")?, &settings.delivery.bounce_domain)
+                .ok(),
         ));
         let accounts = Accounts::new(
             store.clone(),

@@ -15,6 +15,7 @@
 
 use crate::bounce::{self, FeedbackKind, Reason, RecipientReport};
 use crate::contacts::Contacts;
+use crate::delivery::Verp;
 use crate::model::{
     EventType, FeedbackAction, FeedbackRecord, FeedbackType, Id, MembershipStatus, Suppression,
     SuppressionReason, normalise_email, now,
@@ -393,14 +394,21 @@ pub struct Feedback {
     store: Arc<Store>,
     contacts: Arc<Contacts>,
     rules: Rules,
+    verp: Option<Verp>,
 }
 
 impl Feedback {
-    pub fn new(store: Arc<Store>, contacts: Arc<Contacts>, rules: Rules) -> Feedback {
+    pub fn new(
+        store: Arc<Store>,
+        contacts: Arc<Contacts>,
+        rules: Rules,
+        verp: Option<Verp>,
+    ) -> Feedback {
         Feedback {
             store,
             contacts,
             rules,
+            verp,
         }
     }
 
@@ -460,26 +468,25 @@ impl Feedback {
             .map_err(FeedbackError::from)
     }
 
-    /// Parses a bounce/complaint message and applies what it says. `verp` is the (message,
-    /// recipient index) decoded from the envelope recipient, when the message arrived on a
-    /// VERP address: it names the original recipient even when the report does not.
+    /// Parses a bounce/complaint message and applies what it says. `envelope_rcpt` is the
+    /// address the message was delivered to (a VERP return path names the outbound message
+    /// and original recipient even when the report does not); without it, the headers a
+    /// mailbox adds (Delivered-To, X-Original-To) and the attached original's Return-Path
+    /// are tried. The same message ingested twice (an SMTP retry, a mailbox polled again) is
+    /// applied once.
     pub fn ingest_message(
         &self,
         raw: &[u8],
         source: &str,
-        verp: Option<(Id, u32)>,
+        envelope_rcpt: Option<&str>,
     ) -> Result<Ingested> {
         let parsed = bounce::parse(raw).map_err(|e| FeedbackError::Invalid {
             field: "message",
             message: e.to_string(),
         })?;
+        let verp = self.locate(raw, envelope_rcpt, parsed.original_return_path.as_deref());
         let verp_rcpt = match verp {
-            Some((m, i)) => self
-                .store
-                .deliveries_of(m)?
-                .into_iter()
-                .find(|d| d.index == i)
-                .map(|d| d.recipient),
+            Some((m, i)) => self.store.delivery(m, i)?.map(|d| d.recipient),
             None => None,
         };
         let mut events: Vec<FeedbackEvent> = parsed
@@ -493,32 +500,71 @@ impl Feedback {
             if events.len() == 1 {
                 events[0].recipient = rcpt.clone();
             } else if events.is_empty() && parsed.kind == FeedbackKind::Bounce {
-                events.push(FeedbackEvent {
-                    recipient: rcpt.clone(),
-                    kind: FeedbackType::Bounce,
-                    status: String::new(),
-                    reply_code: String::new(),
-                    reason: Reason::Undefined,
-                    hard: false,
-                    feedback_type: String::new(),
-                    diagnostic: String::new(),
-                    source: source.to_string(),
-                    idempotency_key: None,
-                    message: None,
-                    at: now(),
-                });
+                let r = bounce::classify_reply(rcpt, 0, None, "", false);
+                events.push(FeedbackEvent::from_report(&r, FeedbackKind::Bounce, source));
             }
         }
+        let digest = hex_digest(raw);
         let message = verp.map(|(m, _)| m);
         let events: Vec<FeedbackEvent> = events
             .into_iter()
-            .map(|e| e.with_message(message))
+            .map(|e| {
+                let key = format!("raw:{digest}:{}", e.recipient.to_lowercase());
+                e.with_message(message).with_key(key)
+            })
             .collect();
         let recorded = self.record(&events)?;
         Ok(Ingested {
             kind: parsed.kind,
             recorded,
         })
+    }
+
+    /// The (outbound message, recipient index) a feedback message is about, from its VERP
+    /// address.
+    fn locate(
+        &self,
+        raw: &[u8],
+        envelope_rcpt: Option<&str>,
+        original_return_path: Option<&str>,
+    ) -> Option<(Id, u32)> {
+        let verp = self.verp.as_ref()?;
+        if let Some(r) = envelope_rcpt
+            && let Ok(v) = verp.decode(r)
+        {
+            return Some(v);
+        }
+        if envelope_rcpt.is_none() {
+            let head_end = raw
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .or_else(|| raw.windows(2).position(|w| w == b"\n\n"))
+                .unwrap_or(raw.len().min(64 * 1024));
+            let head = String::from_utf8_lossy(&raw[..head_end.min(64 * 1024)]);
+            for line in head.lines() {
+                let Some((name, value)) = line.split_once(':') else {
+                    continue;
+                };
+                let name = name.trim().to_ascii_lowercase();
+                if matches!(
+                    name.as_str(),
+                    "delivered-to" | "x-original-to" | "envelope-to"
+                ) {
+                    let addr = value.trim().trim_start_matches('<').trim_end_matches('>');
+                    if let Ok(v) = verp.decode(addr) {
+                        return Some(v);
+                    }
+                }
+            }
+        }
+        original_return_path
+            .map(|r| r.trim().trim_start_matches('<').trim_end_matches('>'))
+            .and_then(|r| verp.decode(r).ok())
+    }
+
+    /// Is `addr` one this appliance accepts feedback for: a valid VERP return path?
+    pub fn is_verp_address(&self, addr: &str) -> Option<(Id, u32)> {
+        self.verp.as_ref().and_then(|v| v.decode(addr).ok())
     }
 
     // ---- the suppression list, for people ----
@@ -596,6 +642,15 @@ impl Feedback {
     }
 }
 
+fn hex_digest(raw: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(raw)
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn normalise(email: &str) -> Result<String> {
     normalise_email(email).map_err(|message| FeedbackError::Invalid {
         field: "email",
@@ -608,6 +663,62 @@ fn normalise(email: &str) -> Result<String> {
 pub struct Ingested {
     pub kind: FeedbackKind,
     pub recorded: Recorded,
+}
+
+/// What our own delivery attempts teach, applied in the transaction that records the
+/// outcome: a permanent SMTP rejection is judged like a bounce message (hard → suppressed,
+/// 5.7.x → the sender's problem), giving up after the retry period counts as a soft bounce,
+/// and integrators hear of deliveries, deferrals and bounces.
+pub fn on_delivery_outcome(
+    wtx: &WriteTransaction,
+    d: &crate::model::Delivery,
+    s: &store::Settlement,
+    rules: &Rules,
+) -> Result<(), StoreError> {
+    use crate::model::DeliveryState;
+    let base = || {
+        serde_json::json!({
+            "message_id": d.message,
+            "email": d.recipient,
+            "attempts": d.attempts,
+            "code": s.event.code,
+            "status": s.event.enhanced,
+            "text": s.event.text,
+            "mx": s.event.mx,
+        })
+    };
+    match s.state {
+        DeliveryState::Sent => {
+            store::events::emit(wtx, EventType::MessageDelivered, base())?;
+        }
+        DeliveryState::Deferred if s.attempted => {
+            let mut data = base();
+            data["retry_at"] = serde_json::json!(d.next_attempt.and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            }));
+            store::events::emit(wtx, EventType::MessageDeferred, data)?;
+        }
+        DeliveryState::Bounced | DeliveryState::Failed if s.attempted => {
+            let report = bounce::classify_reply(
+                &d.recipient,
+                s.event.code.unwrap_or(0),
+                s.event.enhanced.as_deref(),
+                &s.event.text,
+                false,
+            );
+            let mut ev = FeedbackEvent::from_report(&report, FeedbackKind::Bounce, "smtp")
+                .with_message(Some(d.message));
+            if s.state == DeliveryState::Failed {
+                // retried until the retry period ended: temporary by nature
+                ev.hard = false;
+                ev.reason = Reason::Expired;
+            }
+            apply_in(wtx, &ev, rules, None)?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -684,60 +795,4 @@ mod tests {
         assert!(e.hard);
         assert_eq!(e.reason, Reason::UserUnknown);
     }
-}
-
-/// What our own delivery attempts teach, applied in the transaction that records the
-/// outcome: a permanent SMTP rejection is judged like a bounce message (hard → suppressed,
-/// 5.7.x → the sender's problem), giving up after the retry period counts as a soft bounce,
-/// and integrators hear of deliveries, deferrals and bounces.
-pub fn on_delivery_outcome(
-    wtx: &WriteTransaction,
-    d: &crate::model::Delivery,
-    s: &store::Settlement,
-    rules: &Rules,
-) -> Result<(), StoreError> {
-    use crate::model::DeliveryState;
-    let base = || {
-        serde_json::json!({
-            "message_id": d.message,
-            "email": d.recipient,
-            "attempts": d.attempts,
-            "code": s.event.code,
-            "status": s.event.enhanced,
-            "text": s.event.text,
-            "mx": s.event.mx,
-        })
-    };
-    match s.state {
-        DeliveryState::Sent => {
-            store::events::emit(wtx, EventType::MessageDelivered, base())?;
-        }
-        DeliveryState::Deferred if s.attempted => {
-            let mut data = base();
-            data["retry_at"] = serde_json::json!(d.next_attempt.and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            }));
-            store::events::emit(wtx, EventType::MessageDeferred, data)?;
-        }
-        DeliveryState::Bounced | DeliveryState::Failed if s.attempted => {
-            let report = bounce::classify_reply(
-                &d.recipient,
-                s.event.code.unwrap_or(0),
-                s.event.enhanced.as_deref(),
-                &s.event.text,
-                false,
-            );
-            let mut ev = FeedbackEvent::from_report(&report, FeedbackKind::Bounce, "smtp")
-                .with_message(Some(d.message));
-            if s.state == DeliveryState::Failed {
-                // retried until the retry period ended: temporary by nature
-                ev.hard = false;
-                ev.reason = Reason::Expired;
-            }
-            apply_in(wtx, &ev, rules, None)?;
-        }
-        _ => {}
-    }
-    Ok(())
 }

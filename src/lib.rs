@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod feedback;
 pub mod http;
 pub mod import;
+pub mod inbound;
 pub mod metrics;
 pub mod model;
 pub mod outbound;

@@ -29,6 +29,12 @@ pub struct SiteLabels {
     pub site: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeedbackLabels {
+    pub source: String,
+    pub outcome: String,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     pub http_requests: Family<HttpLabels, Counter>,
@@ -40,6 +46,7 @@ pub struct Metrics {
     pub deliveries: Family<DeliveryLabels, Counter>,
     pub queue_waiting: Family<SiteLabels, Gauge<u64, AtomicU64>>,
     pub queue_oldest_age_seconds: Gauge<u64, AtomicU64>,
+    pub feedback: Family<FeedbackLabels, Counter>,
 }
 
 impl Metrics {
@@ -95,7 +102,14 @@ impl Metrics {
             "Age of the oldest waiting recipient",
             queue_oldest_age_seconds.clone(),
         );
+        let feedback = Family::<FeedbackLabels, Counter>::default();
+        registry.register(
+            "feedback_messages",
+            "Feedback received (bounce listener, mailbox, webhooks), by source and outcome",
+            feedback.clone(),
+        );
         Metrics {
+            feedback,
             registry,
             http_requests,
             logins,
@@ -107,6 +121,15 @@ impl Metrics {
             queue_waiting,
             queue_oldest_age_seconds,
         }
+    }
+
+    pub fn count_feedback(&self, source: &str, outcome: &str) {
+        self.feedback
+            .get_or_create(&FeedbackLabels {
+                source: source.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
     }
 
     pub fn render(&self) -> String {

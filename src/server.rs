@@ -59,7 +59,27 @@ async fn serve(settings: Settings) -> Result<()> {
         })?;
     let state = crate::http::state(app, Some(outbound.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let sender = tokio::spawn(outbound.clone().run(stop_rx));
+    let sender = tokio::spawn(outbound.clone().run(stop_rx.clone()));
+    let bounce_listener = match settings.feedback.listen {
+        Some(addr) => {
+            let socket = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the bounce listener on {addr}"))?;
+            tracing::info!(listen = %addr, "bounce listener ready");
+            let l = crate::inbound::Listener::new(
+                crate::inbound::ListenerConfig {
+                    hostname: settings.delivery.hostname.clone(),
+                    addresses: settings.feedback.addresses.clone(),
+                    max_bytes: settings.feedback.max_bytes,
+                    messages_per_minute: settings.feedback.messages_per_minute,
+                },
+                state.feedback.clone(),
+                state.metrics.clone(),
+            );
+            Some(tokio::spawn(l.serve(socket, stop_rx.clone())))
+        }
+        None => None,
+    };
 
     let control = tokio::spawn(crate::control::serve(
         state.clone(),
@@ -75,6 +95,14 @@ async fn serve(settings: Settings) -> Result<()> {
                 let _ = tokio::task::spawn_blocking(move || {
                     if let Err(e) = s.store.purge_sessions(crate::model::now()) {
                         tracing::warn!(error = %e, "session purge failed");
+                    }
+                    let keep = s
+                        .feedback
+                        .rules()
+                        .soft_bounce_window
+                        .max(time::Duration::days(30));
+                    if let Err(e) = s.store.prune_feedback_keys(crate::model::now() - keep) {
+                        tracing::warn!(error = %e, "feedback key pruning failed");
                     }
                 })
                 .await;
@@ -102,6 +130,9 @@ async fn serve(settings: Settings) -> Result<()> {
     }
     control.abort();
     housekeeping.abort();
+    if let Some(l) = bounce_listener {
+        l.abort();
+    }
     let _ = std::fs::remove_file(crate::control::socket_path(&settings.data_dir));
     let st = state.clone();
     tokio::task::spawn_blocking(move || st.search.commit()).await??;

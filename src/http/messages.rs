@@ -27,10 +27,12 @@ impl From<OutboundError> for ApiError {
             }
             OutboundError::Denied(d) => d.into(),
             OutboundError::NotFound(w) => ApiError::not_found(w),
-            e @ OutboundError::AllSuppressed(_) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "suppressed", e.to_string())
-                    .field("to")
-            }
+            e @ OutboundError::AllSuppressed(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "suppressed",
+                e.to_string(),
+            )
+            .field("to"),
             other => ApiError::internal(other),
         }
     }

@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod error;
 pub mod imports;
 pub mod messages;
+pub mod suppressions;
 
 use crate::app::App;
 use axum::Router;
@@ -61,6 +62,8 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
         accounts::users, accounts::create_user, accounts::update_user, accounts::delete_user,
         accounts::tokens, accounts::create_token, accounts::revoke_token,
         messages::send, messages::get, messages::log, messages::queue,
+        suppressions::list, suppressions::add, suppressions::get, suppressions::remove,
+        suppressions::export, suppressions::contact_feedback, suppressions::log,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth)
@@ -129,6 +132,17 @@ pub fn router(state: AppState) -> Router {
         .route("/messages/{id}", g(messages::get))
         .route("/deliveries", g(messages::log))
         .route("/queue", g(messages::queue))
+        .route(
+            "/suppressions",
+            g(suppressions::list).post(suppressions::add),
+        )
+        .route("/suppressions/export", g(suppressions::export))
+        .route(
+            "/suppressions/{email}",
+            g(suppressions::get).delete(suppressions::remove),
+        )
+        .route("/contacts/{id}/feedback", g(suppressions::contact_feedback))
+        .route("/feedback", g(suppressions::log))
         .route("/openapi.json", g(openapi))
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(max_body))

@@ -291,6 +291,15 @@ impl Store {
     }
 
     /// Newest first, filtered; at most `limit`.
+    pub fn delivery(&self, message: Id, index: u32) -> Result<Option<Delivery>> {
+        let rtx = self.db.begin_read()?;
+        let t = rtx.open_table(DELIVERIES)?;
+        match t.get((message, index))? {
+            Some(v) => Ok(Some(decode("deliveries", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
     pub fn delivery_log(&self, f: &DeliveryFilter, limit: usize) -> Result<Vec<Delivery>> {
         let rtx = self.db.begin_read()?;
         let t = rtx.open_table(DELIVERIES)?;
