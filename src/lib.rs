@@ -13,6 +13,7 @@ pub mod feedback;
 pub mod http;
 pub mod import;
 pub mod inbound;
+pub mod mailbox;
 pub mod metrics;
 pub mod model;
 pub mod outbound;

@@ -80,6 +80,22 @@ async fn serve(settings: Settings) -> Result<()> {
         }
         None => None,
     };
+    let mailbox_poller = match &settings.feedback.mailbox {
+        Some(url) => {
+            let url = crate::mailbox::MailboxUrl::parse(url.expose())?;
+            tracing::info!(host = %url.host, port = url.port, "polling the bounce mailbox");
+            Some(tokio::spawn(crate::mailbox::run(
+                url,
+                settings.delivery.allow_private_targets,
+                settings.feedback.max_bytes,
+                std::time::Duration::from_secs(settings.feedback.mailbox_interval_secs),
+                state.feedback.clone(),
+                state.metrics.clone(),
+                stop_rx.clone(),
+            )))
+        }
+        None => None,
+    };
 
     let control = tokio::spawn(crate::control::serve(
         state.clone(),
@@ -130,8 +146,8 @@ async fn serve(settings: Settings) -> Result<()> {
     }
     control.abort();
     housekeeping.abort();
-    if let Some(l) = bounce_listener {
-        l.abort();
+    for task in [bounce_listener, mailbox_poller].into_iter().flatten() {
+        task.abort();
     }
     let _ = std::fs::remove_file(crate::control::socket_path(&settings.data_dir));
     let st = state.clone();

@@ -528,3 +528,61 @@ fn the_listener_is_no_relay_and_holds_its_limits() {
     assert_eq!(s.get_json("/api/v1/feedback")["items"], json!([]));
     assert_eq!(s.get_json("/api/v1/suppressions")["total"], 0);
 }
+
+#[test]
+fn a_polled_bounce_mailbox_is_applied_and_emptied() {
+    let test = "a_polled_bounce_mailbox_is_applied_and_emptied";
+    if !harness::python_has(&["asyncio"]) {
+        return harness::missing(test, "python3 not found");
+    }
+    let pop = harness::pop3_peer("bounces@example.test", "s3cret pass").expect("pop3 peer");
+    std::fs::write(
+        pop.dir.path().join("1.eml"),
+        dsn(
+            "frank@customers.test",
+            "5.1.1",
+            "550 5.1.1 user unknown",
+            "p1",
+        ),
+    )
+    .unwrap();
+    std::fs::write(pop.dir.path().join("2.eml"), arf("gina@customers.test")).unwrap();
+    std::fs::write(
+        pop.dir.path().join("3.eml"),
+        b"\x00\x01 garbage, not a message",
+    )
+    .unwrap();
+    let s = start(&[
+        ("MAILSTEAD_BOUNCE_DOMAIN", BOUNCE_DOMAIN.to_string()),
+        ("MAILSTEAD_ALLOW_PRIVATE_TARGETS", "true".to_string()),
+        (
+            "MAILSTEAD_BOUNCE_MAILBOX",
+            format!(
+                "pop3://bounces%40example.test:s3cret%20pass@127.0.0.1:{}",
+                pop.port
+            ),
+        ),
+        ("MAILSTEAD_BOUNCE_MAILBOX_INTERVAL_SECS", "1".to_string()),
+    ]);
+    let frank = wait_for("Frank suppressed", &s, || {
+        suppression(&s, "frank@customers.test")
+    });
+    assert_eq!(frank["reason"], "hard_bounce");
+    assert_eq!(frank["source"], "mailbox");
+    let gina = wait_for("Gina suppressed", &s, || {
+        suppression(&s, "gina@customers.test")
+    });
+    assert_eq!(gina["reason"], "complaint");
+    // every message (the garbage too) is deleted once handled, at QUIT
+    wait_for("the mailbox emptied", &s, || {
+        harness::list_files(pop.dir.path(), Some("eml"))
+            .is_empty()
+            .then_some(Value::Null)
+    });
+    let cmds = pop.commands();
+    assert!(cmds.contains(&"DELE".to_string()) && cmds.contains(&"QUIT".to_string()));
+    assert!(
+        !s.log().contains("s3cret"),
+        "the mailbox password never reaches the log"
+    );
+}

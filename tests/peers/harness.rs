@@ -301,8 +301,8 @@ pub fn py_peer_at(ip: &str, port: u16, mode: &str, extra: &[&str]) -> Result<PyP
     }
     let dump = tempfile::tempdir().map_err(|e| e.to_string())?;
     let log = dump.path().join("events.jsonl");
-    let mut child = Command::new("python3")
-        .arg(root().join("tests/peers/smtp_peer.py"))
+    let mut cmd = Command::new("python3");
+    cmd.arg(root().join("tests/peers/smtp_peer.py"))
         .args(["--mode", mode])
         .arg("--dump-dir")
         .arg(dump.path())
@@ -311,12 +311,25 @@ pub fn py_peer_at(ip: &str, port: u16, mode: &str, extra: &[&str]) -> Result<PyP
         .args(["--host", ip])
         .arg("--port")
         .arg(port.to_string())
-        .args(extra)
+        .args(extra);
+    let (proc, port) = spawn_ready(cmd, "smtp_peer.py")?;
+    let ip: IpAddr = ip.parse().map_err(|_| format!("bad address {ip}"))?;
+    Ok(PyPeer {
+        _proc: proc,
+        addr: SocketAddr::new(ip, port),
+        dump,
+        log,
+    })
+}
+
+/// Runs a peer script that prints `READY <port>` once it listens.
+fn spawn_ready(mut cmd: Command, what: &str) -> Result<(Proc, u16), String> {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| format!("cannot run python3: {e}"))?;
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let proc = Proc { child };
     let (tx, rx) = mpsc::channel();
@@ -327,17 +340,50 @@ pub fn py_peer_at(ip: &str, port: u16, mode: &str, extra: &[&str]) -> Result<PyP
     });
     let line = rx
         .recv_timeout(Duration::from_secs(15))
-        .map_err(|_| "smtp_peer.py did not start")?;
+        .map_err(|_| format!("{what} did not start"))?;
     let port: u16 = line
         .trim()
         .strip_prefix("READY ")
         .and_then(|p| p.parse().ok())
-        .ok_or_else(|| format!("smtp_peer.py said {line:?}"))?;
-    let ip: IpAddr = ip.parse().map_err(|_| format!("bad address {ip}"))?;
-    Ok(PyPeer {
+        .ok_or_else(|| format!("{what} said {line:?}"))?;
+    Ok((proc, port))
+}
+
+/// A running `tests/peers/pop3_peer.py` serving the `.eml` files of `dir`.
+pub struct Pop3Peer {
+    _proc: Proc,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+impl Pop3Peer {
+    /// The commands the peer received, in order.
+    pub fn commands(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["command"].as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+pub fn pop3_peer(user: &str, password: &str) -> Result<Pop3Peer, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let log = dir.path().join("commands.jsonl");
+    let mut cmd = Command::new("python3");
+    cmd.arg(root().join("tests/peers/pop3_peer.py"))
+        .arg("--dir")
+        .arg(dir.path())
+        .args(["--user", user, "--password", password])
+        .arg("--log")
+        .arg(&log);
+    let (proc, port) = spawn_ready(cmd, "pop3_peer.py")?;
+    Ok(Pop3Peer {
         _proc: proc,
-        addr: SocketAddr::new(ip, port),
-        dump,
+        port,
+        dir,
         log,
     })
 }
