@@ -192,6 +192,41 @@ export interface TxAccepted {
 }
 
 /** Error returned by the API (or synthesised for network failures). */
+export type SuppressionReason = 'hard_bounce' | 'soft_bounces' | 'complaint' | 'unsubscribed' | 'manual';
+export const SUPPRESSION_REASONS: SuppressionReason[] = ['manual', 'hard_bounce', 'soft_bounces', 'complaint', 'unsubscribed'];
+
+export interface Suppression {
+  email: string;
+  reason: SuppressionReason;
+  source: string;
+  detail: string;
+  added_by: number | null;
+  created_at: string;
+}
+
+export interface FeedbackRecord {
+  id: number;
+  email: string;
+  kind: 'bounce' | 'complaint' | 'auto_reply' | 'delivered';
+  status: string;
+  reply_code: string;
+  reason: string;
+  hard: boolean;
+  feedback_type: string;
+  diagnostic: string;
+  source: string;
+  message: number | null;
+  campaign: string | null;
+  action: 'suppressed' | 'unsubscribed' | 'counted' | 'sender_problem' | 'recorded';
+  at: string;
+}
+
+export interface SuppressionPage {
+  items: Suppression[];
+  next: string | null;
+  total: number;
+}
+
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
@@ -371,6 +406,30 @@ export const api = {
   getMessage: (id: number | string) => request<OutMessage>('GET', `/api/v1/messages/${enc(String(id))}`),
   getQueue: (signal?: AbortSignal) => request<QueueHealth>('GET', '/api/v1/queue', { signal }),
   sendTx: (input: TxInput) => request<TxAccepted>('POST', '/api/v1/tx', { body: input }),
+
+  // suppressions and feedback
+  getSuppressions: (q: string, after: string | null, limit: number, signal?: AbortSignal) => {
+    const params = new URLSearchParams();
+    if (q) params.set('q', q);
+    if (after) params.set('after', after);
+    params.set('limit', String(limit));
+    return request<SuppressionPage>('GET', `/api/v1/suppressions?${params}`, { signal });
+  },
+  addSuppression: (input: { email: string; reason?: SuppressionReason; note?: string }) =>
+    request<Suppression>('POST', '/api/v1/suppressions', { body: input }),
+  removeSuppression: (email: string) => request<void>('DELETE', `/api/v1/suppressions/${enc(email)}`),
+  suppressionExportUrl: (q: string) => `/api/v1/suppressions/export${q ? `?q=${enc(q)}` : ''}`,
+  getFeedbackLog: (before: number | null, limit: number) => {
+    const params = new URLSearchParams();
+    if (before !== null) params.set('before', String(before));
+    params.set('limit', String(limit));
+    return request<{ items: FeedbackRecord[]; next: number | null }>('GET', `/api/v1/feedback?${params}`);
+  },
+  getContactFeedback: (id: number | string) =>
+    request<{ suppression: Suppression | null; feedback: FeedbackRecord[] }>(
+      'GET',
+      `/api/v1/contacts/${enc(String(id))}/feedback`,
+    ),
 };
 
 export function toApiError(e: unknown): ApiError {

@@ -12,6 +12,7 @@ import { TokensPage } from './pages/tokens';
 import { DeliveriesPage } from './pages/deliveries';
 import { MessagePage } from './pages/message';
 import { QueuePage } from './pages/queue';
+import { SuppressionsPage } from './pages/suppressions';
 
 type SessionState = { status: 'loading' } | { status: 'anon'; expired: boolean } | { status: 'user'; user: User };
 
@@ -97,6 +98,7 @@ const NAV: { path: string; label: string; show?: (u: User) => boolean; also?: st
   { path: '/lists', label: 'Lists' },
   { path: '/deliveries', label: 'Deliveries', show: canSeeDeliveries, also: ['/messages'] },
   { path: '/queue', label: 'Queue', show: canSeeDeliveries },
+  { path: '/suppressions', label: 'Suppressions', show: canSeeDeliveries },
   { path: '/tokens', label: 'API tokens' },
   { path: '/users', label: 'Users', show: (u) => u.role === 'admin' },
 ];
@@ -213,6 +215,9 @@ function Page({ path, query, seq, user }: { path: string; query: URLSearchParams
     case 'queue':
       if (!canSeeDeliveries(user)) return <NotAllowed message="Your role cannot see the delivery queue." />;
       return <QueuePage />;
+    case 'suppressions':
+      if (!canSeeDeliveries(user)) return <NotAllowed message="Your role cannot see the suppression list." />;
+      return <SuppressionsPage />;
     default:
       return <NotFound />;
   }

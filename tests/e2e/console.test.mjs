@@ -790,6 +790,40 @@ function defineSuite() {
     );
 
     await t.test(
+      'manages the suppression list: add, search, see it on the contact, export, remove',
+      step('suppressions', async () => {
+        await page.goto(`${base}/#/suppressions`);
+        await page.getByRole('heading', { name: 'Suppression list', level: 1 }).waitFor();
+        await page.locator('#sup-email').fill('not an address');
+        await page.getByRole('button', { name: 'Suppress' }).click();
+        await page.locator('#sup-email[aria-invalid="true"]').waitFor();
+        // Ada's address: the contact page then says it is suppressed
+        const ada = (await fetchJson(`/api/v1/contacts?q=${encodeURIComponent('Lovelace')}`)).items[0];
+        await page.locator('#sup-email').fill(ada.email.toUpperCase());
+        await page.locator('#sup-note').fill('asked by phone');
+        await page.getByRole('button', { name: 'Suppress' }).click();
+        const row = page.locator('.suppressions-table tbody tr', { hasText: ada.email });
+        await row.waitFor();
+        await row.getByText('added by hand').waitFor();
+        await page.locator('#suppression-search').fill('by phone');
+        await until('the search to keep the row', async () => (await page.locator('.suppressions-table tbody tr').count()) === 1);
+        await page.locator('#suppression-search').fill('no-such-thing');
+        await page.getByText('Nothing matches.').waitFor();
+        const csv = await page.evaluate(async () => (await fetch('/api/v1/suppressions/export')).text());
+        assert.ok(csv.includes(`${ada.email},manual,manual,asked by phone`), csv);
+        await screenshot('suppressions');
+        await page.goto(`${base}/#/contacts/${ada.id}`);
+        await page.getByTestId('contact-feedback').getByText('This address is suppressed').waitFor();
+        await page.getByTestId('contact-feedback').getByRole('link', { name: 'Suppression list' }).click();
+        await page.getByRole('button', { name: `Remove ${ada.email} from the suppression list` }).click();
+        await page.getByRole('dialog').getByRole('button', { name: 'Remove from the list' }).click();
+        await until('the row to disappear', async () => (await page.locator('.suppressions-table tbody tr', { hasText: ada.email }).count()) === 0);
+        const res = await context.request.get(`${base}/api/v1/suppressions/${encodeURIComponent(ada.email)}`);
+        assert.equal(res.status(), 404, 'removed on the server too');
+      }),
+    );
+
+    await t.test(
       'fits a 360 px wide screen',
       step('narrow-360', async () => {
         await page.setViewportSize({ width: 360, height: 740 });

@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { api, ApiError, toApiError, type Contact, type ContactInput, type MailList } from '../api';
+import { api, ApiError, toApiError, type Contact, type ContactInput, type FeedbackRecord, type MailList, type Suppression } from '../api';
+import { FeedbackTable, ReasonBadge } from './suppressions';
 import {
   canWrite,
   ConfirmDialog,
@@ -409,6 +410,7 @@ export function ContactPage({ id }: { id: string | null }) {
           </div>
         </div>
       ) : null}
+      {!isNew && contact ? <ContactFeedback key={contact.id} id={contact.id} updated={contact.updated_at} /> : null}
 
       <ConfirmDialog
         open={confirmDelete}
@@ -424,6 +426,37 @@ export function ContactPage({ id }: { id: string | null }) {
         </p>
       </ConfirmDialog>
     </section>
+  );
+}
+
+/** Bounces, complaints and the suppression state of the contact's address. */
+function ContactFeedback({ id, updated }: { id: number; updated: string }) {
+  const [data, setData] = useState<{ suppression: Suppression | null; feedback: FeedbackRecord[] } | null>(null);
+  const [error, setError] = useState<ApiError | null>(null);
+  useEffect(() => {
+    api
+      .getContactFeedback(id)
+      .then(setData)
+      .catch((e) => setError(toApiError(e)));
+  }, [id, updated]);
+  if (error?.status === 403) return null;
+  return (
+    <div class="card" data-testid="contact-feedback">
+      <h2>Deliverability</h2>
+      <ErrorBanner error={error} />
+      {data === null && !error ? <Spinner /> : null}
+      {data?.suppression ? (
+        <p class="alert alert-error" role="status">
+          This address is suppressed (<ReasonBadge reason={data.suppression.reason} />, since{' '}
+          {formatDate(data.suppression.created_at)}): no message is sent to it.{' '}
+          <a href={href('/suppressions')}>Suppression list</a>
+        </p>
+      ) : data ? (
+        <p class="muted">The address is not suppressed.</p>
+      ) : null}
+      {data && data.feedback.length > 0 ? <FeedbackTable items={data.feedback} /> : null}
+      {data && data.feedback.length === 0 ? <p class="muted">No bounces or complaints received.</p> : null}
+    </div>
   );
 }
 
