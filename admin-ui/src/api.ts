@@ -160,6 +160,8 @@ export interface OutMessage {
   size: number;
   created_at: string;
   recipients: Delivery[];
+  /** Bounces, complaints and delivery reports received about the message. */
+  feedback: FeedbackRecord[];
 }
 
 export interface SiteStats {

@@ -125,6 +125,8 @@ pub struct MessageView {
     pub size: u64,
     pub created_at: String,
     pub recipients: Vec<Delivery>,
+    /// Bounces, complaints and delivery reports received about this message.
+    pub feedback: Vec<crate::model::FeedbackRecord>,
 }
 
 fn aggregate(ds: &[Delivery]) -> String {
@@ -147,8 +149,12 @@ pub async fn get(
     Authed(actor): Authed,
     Path(id): Path<Id>,
 ) -> Result<Json<MessageView>, ApiError> {
-    let (msg, ds) = blocking(move || -> Result<_, crate::store::StoreError> {
-        Ok((app.store.out_message(id)?, app.store.deliveries_of(id)?))
+    let (msg, ds, feedback) = blocking(move || -> Result<_, crate::store::StoreError> {
+        Ok((
+            app.store.out_message(id)?,
+            app.store.deliveries_of(id)?,
+            app.store.feedback_for_message(id)?,
+        ))
     })
     .await?;
     let msg = msg.ok_or_else(|| ApiError::not_found("message"))?;
@@ -168,6 +174,7 @@ pub async fn get(
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
         recipients: ds,
+        feedback,
     }))
 }
 

@@ -45,6 +45,7 @@ macro_rules! for_each_table {
         n += $f($src, $dst, suppression::FEEDBACK)?;
         n += $f($src, $dst, suppression::FEEDBACK_BY_EMAIL)?;
         n += $f($src, $dst, suppression::FEEDBACK_SEEN)?;
+        n += $f($src, $dst, suppression::FEEDBACK_BY_MESSAGE)?;
         n += $f($src, $dst, events::EVENTS)?;
         n
     }};

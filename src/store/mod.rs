@@ -207,6 +207,7 @@ impl Store {
                     wtx.open_table(suppression::FEEDBACK)?;
                     wtx.open_table(suppression::FEEDBACK_BY_EMAIL)?;
                     wtx.open_table(suppression::FEEDBACK_SEEN)?;
+                    wtx.open_table(suppression::FEEDBACK_BY_MESSAGE)?;
                     wtx.open_table(events::EVENTS)?;
                 }
                 _ => {

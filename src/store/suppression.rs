@@ -20,6 +20,9 @@ pub(crate) const FEEDBACK: TableDefinition<u64, &[u8]> = TableDefinition::new("f
 /// (normalised email, feedback id) -> ()
 pub(crate) const FEEDBACK_BY_EMAIL: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("feedback_by_email");
+/// (outbound message id, feedback id) -> () : what came back about a message (reports).
+pub(crate) const FEEDBACK_BY_MESSAGE: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("feedback_by_message");
 /// idempotency key (provider + event id) -> unix ms first seen
 pub(crate) const FEEDBACK_SEEN: TableDefinition<&str, i64> = TableDefinition::new("feedback_seen");
 
@@ -44,6 +47,10 @@ pub fn add_feedback(wtx: &WriteTransaction, mut rec: FeedbackRecord) -> Result<F
     feedback.insert(rec.id, encode(&rec).as_slice())?;
     wtx.open_table(FEEDBACK_BY_EMAIL)?
         .insert((rec.email.as_str(), rec.id), ())?;
+    if let Some(m) = rec.message {
+        wtx.open_table(FEEDBACK_BY_MESSAGE)?
+            .insert((m, rec.id), ())?;
+    }
     Ok(rec)
 }
 
@@ -182,6 +189,24 @@ impl Store {
                 out.push(decode("feedback", v.value())?);
             }
             if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The feedback recorded about one outbound message, oldest first.
+    pub fn feedback_for_message(&self, message: Id) -> Result<Vec<FeedbackRecord>> {
+        let rtx = self.db.begin_read()?;
+        let by_message = rtx.open_table(FEEDBACK_BY_MESSAGE)?;
+        let feedback = rtx.open_table(FEEDBACK)?;
+        let mut out = Vec::new();
+        for row in by_message.range((message, 0)..=(message, u64::MAX))? {
+            let (k, _) = row?;
+            if let Some(v) = feedback.get(k.value().1)? {
+                out.push(decode("feedback", v.value())?);
+            }
+            if out.len() >= 10_000 {
                 break;
             }
         }

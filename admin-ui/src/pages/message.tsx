@@ -3,6 +3,7 @@ import { api, toApiError, type ApiError, type Delivery, type OutMessage } from '
 import { DeliveryBadge, ErrorBanner, formatBytes, formatTime, PageHeader, Spinner } from '../components';
 import { href } from '../router';
 import { lastLogQuery } from './deliveries';
+import { FeedbackTable } from './suppressions';
 
 export function MessagePage({ id }: { id: string }) {
   const [msg, setMsg] = useState<OutMessage | null>(null);
@@ -76,6 +77,12 @@ export function MessagePage({ id }: { id: string }) {
           <dd>{msg.recipients.length}</dd>
         </dl>
       </div>
+      {msg.feedback?.length ? (
+        <div class="card">
+          <h2>Bounces and complaints</h2>
+          <FeedbackTable items={msg.feedback} showEmail />
+        </div>
+      ) : null}
       {msg.recipients.map((d) => (
         <RecipientTimeline key={d.index} d={d} />
       ))}
