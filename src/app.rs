@@ -18,6 +18,8 @@ pub enum StartError {
     Search(#[from] crate::search::SearchError),
     #[error(transparent)]
     Account(#[from] crate::accounts::AccountError),
+    #[error("{0}")]
+    Setup(String),
 }
 
 pub struct App {
@@ -26,6 +28,7 @@ pub struct App {
     pub search: Arc<SearchIndex>,
     pub contacts: Arc<Contacts>,
     pub feedback: Arc<crate::feedback::Feedback>,
+    pub subscriptions: Arc<crate::subscriptions::Subscriptions>,
     pub accounts: Accounts,
     pub metrics: Arc<Metrics>,
     pub started: std::time::Instant,
@@ -49,6 +52,13 @@ impl App {
             crate::delivery::Verp::new(&store.secret("verp")?, &settings.delivery.bounce_domain)
                 .ok(),
         ));
+        let links =
+            crate::links::Links::for_appliance(&store, &settings).map_err(StartError::Setup)?;
+        let subscriptions = Arc::new(crate::subscriptions::Subscriptions::new(
+            store.clone(),
+            contacts.clone(),
+            links,
+        ));
         let accounts = Accounts::new(
             store.clone(),
             settings.login_attempts_per_minute,
@@ -60,6 +70,7 @@ impl App {
             search,
             contacts,
             feedback,
+            subscriptions,
             accounts,
             metrics: Arc::new(Metrics::new()),
             started: std::time::Instant::now(),

@@ -342,7 +342,13 @@ pub fn build(d: &Draft) -> Result<Built, ComposeError> {
         b = b.reply_to(mb(r));
     }
     for (k, v) in &d.headers {
-        b = b.header(k.clone(), mail_builder::headers::text::Text::new(v.clone()));
+        // ASCII values go as they are (already checked to be single-line, or folded by us);
+        // anything else as RFC 2047 encoded words
+        if v.is_ascii() {
+            b = b.header(k.clone(), mail_builder::headers::raw::Raw::new(v.clone()));
+        } else {
+            b = b.header(k.clone(), mail_builder::headers::text::Text::new(v.clone()));
+        }
     }
     let text = d
         .text

@@ -504,9 +504,6 @@ impl Settings {
                     .into(),
             );
         }
-        if !errors.is_empty() {
-            return Err(ConfigError(errors));
-        }
         let url_host = public_url
             .split_once("://")
             .map(|(_, r)| r.split(['/', ':']).next().unwrap_or("").to_string())
@@ -587,6 +584,9 @@ impl Settings {
             mailbox: Some(Secret(bounce_mailbox)).filter(|m| !m.is_empty()),
             mailbox_interval_secs,
         };
+        if !errors.is_empty() {
+            return Err(ConfigError(errors));
+        }
         let mut settings = Settings {
             data_dir,
             listen,
@@ -680,8 +680,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("m.toml");
         std::fs::write(&f, "listne = \"x\"\nmax_body_bytes = \"lots\"\n").unwrap();
-        let e = Settings::load(Some(&f), &[], &env(&[("MAILSTEAD_LISTEN", "nope")])).unwrap_err();
+        let e = Settings::load(
+            Some(&f),
+            &[],
+            &env(&[
+                ("MAILSTEAD_LISTEN", "nope"),
+                ("MAILSTEAD_BOUNCE_LISTEN", "port 25"),
+                ("MAILSTEAD_BOUNCE_MAILBOX", "imap://u:p@h"),
+            ]),
+        )
+        .unwrap_err();
         let text = e.to_string();
+        assert!(text.contains("bounce_listen must be"), "{text}");
+        assert!(text.contains("bounce_mailbox must look like"), "{text}");
         assert!(text.contains("unknown setting 'listne'"), "{text}");
         assert!(
             text.contains("max_body_bytes must be a whole number"),

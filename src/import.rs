@@ -440,6 +440,7 @@ fn flush(
                     at,
                     ip: optin.1.clone(),
                     wording: None,
+                    withdrawn: false,
                 });
             }
             if let Some(l) = opts.list_id {

@@ -5,6 +5,7 @@
 //! acknowledges a message only after the feedback it carries is committed.
 
 use crate::feedback::{Feedback, FeedbackError};
+use crate::subscriptions::{SubscriptionError, Subscriptions, Via};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -32,6 +33,7 @@ pub struct ListenerConfig {
 pub struct Listener {
     cfg: ListenerConfig,
     feedback: Arc<Feedback>,
+    subscriptions: Arc<Subscriptions>,
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     slots: Arc<tokio::sync::Semaphore>,
     metrics: Arc<crate::metrics::Metrics>,
@@ -41,6 +43,7 @@ impl Listener {
     pub fn new(
         cfg: ListenerConfig,
         feedback: Arc<Feedback>,
+        subscriptions: Arc<Subscriptions>,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Arc<Listener> {
         let per_minute = NonZeroU32::new(cfg.messages_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
@@ -48,6 +51,7 @@ impl Listener {
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
             cfg,
             feedback,
+            subscriptions,
             slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
             metrics,
         })
@@ -159,6 +163,7 @@ impl Listener {
                             "452 4.5.3 Too many recipients".into()
                         } else if self.cfg.addresses.contains(&addr)
                             || self.feedback.is_verp_address(&addr).is_some()
+                            || self.subscriptions.resolve_address(&addr).is_some()
                         {
                             env.rcpts.push(addr);
                             "250 2.1.5 Recipient OK".into()
@@ -214,6 +219,37 @@ impl Listener {
 
     /// Applies a received message; the answer is sent only after the commit.
     async fn take(&self, raw: Vec<u8>, env: Envelope) -> String {
+        // mail to an unsubscribe address (the List-Unsubscribe mailto) unsubscribes; its
+        // content does not matter
+        let unsubscribes: Vec<(u64, u32)> = env
+            .rcpts
+            .iter()
+            .filter_map(|r| self.subscriptions.resolve_address(r))
+            .collect();
+        if !unsubscribes.is_empty() {
+            let subs = self.subscriptions.clone();
+            let res = tokio::task::spawn_blocking(move || {
+                for (m, i) in unsubscribes {
+                    match subs.unsubscribe(m, i, Via::Mailto, None) {
+                        Ok(_) | Err(SubscriptionError::Expired) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            })
+            .await;
+            if !matches!(res, Ok(Ok(()))) {
+                return "451 4.3.0 Temporary failure, try again later".into();
+            }
+            self.metrics.count_feedback("listener", "unsubscribe");
+            if env
+                .rcpts
+                .iter()
+                .all(|r| self.subscriptions.resolve_address(r).is_some())
+            {
+                return "250 2.0.0 Unsubscribed".into();
+            }
+        }
         let fb = self.feedback.clone();
         let rcpt = env
             .rcpts

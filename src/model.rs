@@ -92,6 +92,9 @@ pub struct Consent {
     /// The wording the person agreed to, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wording: Option<String>,
+    /// A withdrawal of consent (an unsubscribe), not a grant.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub withdrawn: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -52,6 +52,9 @@ pub struct TxRequest {
     pub text: Option<String>,
     pub headers: BTreeMap<String, String>,
     pub data: Option<serde_json::Value>,
+    /// Bulk mail through the API: add signed List-Unsubscribe (https one-click and mailto)
+    /// and List-Unsubscribe-Post headers. Needs exactly one recipient per message.
+    pub list_unsubscribe: bool,
 }
 
 pub const MAX_TX_RECIPIENTS: usize = 50;
@@ -134,6 +137,7 @@ pub struct Outbound {
     engine: Engine,
     signers: RwLock<HashMap<String, Arc<Signer>>>,
     verp: Verp,
+    links: crate::links::Links,
     retry: RetryPolicy,
     concurrency: usize,
     max_message_bytes: usize,
@@ -200,6 +204,8 @@ impl Outbound {
         let key = store.secret("verp")?;
         let verp =
             Verp::new(&key, &d.bounce_domain).map_err(|e| OutboundError::Setup(e.to_string()))?;
+        let links =
+            crate::links::Links::for_appliance(&store, settings).map_err(OutboundError::Setup)?;
         let retry = RetryPolicy {
             give_up_after_secs: d.retry_max_hours * 3600,
             ..RetryPolicy::default()
@@ -209,6 +215,7 @@ impl Outbound {
             store,
             engine,
             verp,
+            links,
             retry,
             concurrency: d.concurrency.max(1),
             max_message_bytes: d.max_message_bytes,
@@ -283,7 +290,37 @@ impl Outbound {
             .as_deref()
             .map(|t| compose::render("text", t, &data, false))
             .transpose()?;
-        let headers = compose::check_headers(&req.headers)?;
+        let mut headers = compose::check_headers(&req.headers)?;
+        let remaining = to
+            .iter()
+            .filter(|m| !suppressed.contains(&m.addr.to_lowercase()))
+            .count();
+        let preset_id = if req.list_unsubscribe {
+            if remaining != 1 {
+                return Err(ComposeError {
+                    field: "list_unsubscribe".into(),
+                    message: "list_unsubscribe needs exactly one recipient per message (each gets its own unsubscribe link); send one request per recipient".into(),
+                }
+                .into());
+            }
+            if headers
+                .iter()
+                .any(|(k, _)| k.to_ascii_lowercase().starts_with("list-unsubscribe"))
+            {
+                return Err(ComposeError {
+                    field: "headers".into(),
+                    message:
+                        "set either list_unsubscribe or your own List-Unsubscribe headers, not both"
+                            .into(),
+                }
+                .into());
+            }
+            let id = self.store.allocate_out_message_id()?;
+            headers.extend(self.links.list_unsubscribe_headers(id, 0));
+            id
+        } else {
+            0
+        };
         let draft = Draft {
             from: from.clone(),
             to: to.clone(),
@@ -319,7 +356,7 @@ impl Outbound {
         let mut skipped: Vec<String> = suppressed.into_iter().collect();
         skipped.sort();
         let msg = OutMessage {
-            id: 0,
+            id: preset_id,
             message_id: built.message_id,
             from: from.addr,
             subject,

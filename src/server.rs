@@ -74,6 +74,7 @@ async fn serve(settings: Settings) -> Result<()> {
                     messages_per_minute: settings.feedback.messages_per_minute,
                 },
                 state.feedback.clone(),
+                state.subscriptions.clone(),
                 state.metrics.clone(),
             );
             Some(tokio::spawn(l.serve(socket, stop_rx.clone())))

@@ -132,7 +132,12 @@ impl Verp {
         if local.len() <= PREFIX.len() || !local[..PREFIX.len()].eq_ignore_ascii_case(PREFIX) {
             return Err(VerpError::Malformed);
         }
-        let raw = base32_decode(&local[PREFIX.len()..]).ok_or(VerpError::Malformed)?;
+        self.decode_token(&local[PREFIX.len()..])
+    }
+
+    /// Decodes a bare token (as made by [`Verp::token`]), verifying its MAC in constant time.
+    pub fn decode_token(&self, token: &str) -> Result<(u64, u32), VerpError> {
+        let raw = base32_decode(token).ok_or(VerpError::Malformed)?;
         if raw.len() <= MAC_LEN {
             return Err(VerpError::Malformed);
         }

@@ -63,6 +63,8 @@ pub struct TxBody {
     pub headers: Option<BTreeMap<String, String>>,
     #[schema(value_type = Option<Object>)]
     pub data: Option<serde_json::Value>,
+    /// Bulk mail: add signed one-click List-Unsubscribe headers (one recipient per message).
+    pub list_unsubscribe: Option<bool>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -101,6 +103,7 @@ pub async fn send(
         text: b.text,
         headers: b.headers.unwrap_or_default(),
         data: b.data,
+        list_unsubscribe: b.list_unsubscribe.unwrap_or(false),
     };
     let msg = blocking(move || out.submit_tx(&actor, &req)).await?;
     Ok((

@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod error;
 pub mod imports;
 pub mod messages;
+pub mod public;
 pub mod suppressions;
 
 use crate::app::App;
@@ -27,6 +28,8 @@ use utoipa::OpenApi;
 pub struct Shared {
     pub app: App,
     pub api_limiter: DefaultKeyedRateLimiter<String>,
+    /// Recipient pages (unsubscribe, preferences), per client address.
+    pub public_limiter: DefaultKeyedRateLimiter<std::net::IpAddr>,
     /// The delivery engine's front door; `None` in processes that do not send.
     pub outbound: Option<Arc<crate::outbound::Outbound>>,
 }
@@ -46,6 +49,9 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
     let burst = rps.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
     Arc::new(Shared {
         api_limiter: RateLimiter::keyed(Quota::per_second(rps).allow_burst(burst)),
+        public_limiter: RateLimiter::keyed(Quota::per_minute(
+            NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN),
+        )),
         app,
         outbound,
     })
@@ -149,6 +155,18 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(no_store));
     Router::new()
         .nest("/api/v1", api)
+        .route(
+            "/u/{token}",
+            get(public::unsubscribe_page)
+                .post(public::unsubscribe)
+                .layer(DefaultBodyLimit::max(public::MAX_FORM_BYTES)),
+        )
+        .route(
+            "/p/{token}",
+            get(public::preferences)
+                .post(public::save_preferences)
+                .layer(DefaultBodyLimit::max(public::MAX_FORM_BYTES)),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(console)

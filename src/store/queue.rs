@@ -67,8 +67,10 @@ impl Store {
         let t = now();
         let wtx = self.db.begin_write()?;
         {
-            let mut seqs = wtx.open_table(SEQUENCES)?;
-            msg.id = next_seq(&mut seqs, "out_message")?;
+            if msg.id == 0 {
+                let mut seqs = wtx.open_table(SEQUENCES)?;
+                msg.id = next_seq(&mut seqs, "out_message")?;
+            }
             msg.recipients = recipients.len() as u32;
             msg.size = body.len() as u64;
             wtx.open_table(OUT_MESSAGES)?
@@ -115,6 +117,17 @@ impl Store {
         }
         wtx.commit()?;
         Ok(msg)
+    }
+
+    /// Reserves an outbound message id before the message is built (its links name it).
+    pub fn allocate_out_message_id(&self) -> Result<Id> {
+        let wtx = self.db.begin_write()?;
+        let id = {
+            let mut seqs = wtx.open_table(SEQUENCES)?;
+            next_seq(&mut seqs, "out_message")?
+        };
+        wtx.commit()?;
+        Ok(id)
     }
 
     /// Takes up to `limit` deliveries due at `at`, marking them `sending`.
