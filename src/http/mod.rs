@@ -9,6 +9,7 @@ pub mod error;
 pub mod imports;
 pub mod messages;
 pub mod suppressions;
+pub mod webhooks_in;
 
 use crate::app::App;
 use axum::Router;
@@ -64,6 +65,7 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
         messages::send, messages::get, messages::log, messages::queue,
         suppressions::list, suppressions::add, suppressions::get, suppressions::remove,
         suppressions::export, suppressions::contact_feedback, suppressions::log,
+        webhooks_in::ses, webhooks_in::sendgrid, webhooks_in::mailgun, webhooks_in::postmark, webhooks_in::generic,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth)
@@ -143,6 +145,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/contacts/{id}/feedback", g(suppressions::contact_feedback))
         .route("/feedback", g(suppressions::log))
+        .nest("/webhooks", webhooks_in::routes(&state))
         .route("/openapi.json", g(openapi))
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(max_body))
