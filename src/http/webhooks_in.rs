@@ -8,7 +8,6 @@
 use super::AppState;
 use super::error::{ApiError, Json, blocking};
 use crate::esp::{Batch, EspError, Inbound, Provider, SnsOutcome};
-use crate::feedback::FeedbackError;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -155,15 +154,6 @@ fn body_of(
     })
 }
 
-fn feedback_error(e: FeedbackError) -> ApiError {
-    match e {
-        FeedbackError::Invalid { field, message } => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).field(field)
-        }
-        other => ApiError::internal(other),
-    }
-}
-
 /// Applies a verified batch in one transaction.
 async fn apply(h: &HookState, p: Provider, batch: Batch) -> Result<Json<WebhookResult>, ApiError> {
     let Batch {
@@ -180,7 +170,7 @@ async fn apply(h: &HookState, p: Provider, batch: Batch) -> Result<Json<WebhookR
         }));
     }
     let app = h.app.clone();
-    let recorded = blocking(move || app.feedback.record(&events).map_err(feedback_error))
+    let recorded = blocking(move || app.feedback.record(&events))
         .await
         .inspect_err(|_| {
             if let Some(token) = &claimed {
