@@ -90,11 +90,24 @@ fn subscribed_contact(s: &Server, email: &str) -> u64 {
     r.json::<Value>().unwrap()["id"].as_u64().unwrap()
 }
 
-fn assert_unsubscribed(s: &Server, id: u64) {
-    let c = s.get_json(&format!("/api/v1/contacts/{id}"));
+/// Suppressed as a complaint, and the contact unsubscribed from its lists.
+fn assert_complaint(s: &Server, email: &str, contact: u64) {
+    let sup = suppression(s, email).expect("suppressed");
+    assert_eq!(sup["reason"], "complaint", "{sup}");
+    let c = s.get_json(&format!("/api/v1/contacts/{contact}"));
     let lists = c["lists"].as_array().unwrap();
     assert!(!lists.is_empty());
     assert!(lists.iter().all(|m| m["status"] == "unsubscribed"), "{c}");
+}
+
+/// Suppressed as a hard bounce reported by `source`.
+fn assert_hard_bounce(s: &Server, email: &str, source: &str) {
+    let sup = suppression(s, email).expect("suppressed");
+    assert_eq!(
+        (sup["reason"].as_str(), sup["source"].as_str()),
+        (Some("hard_bounce"), Some(source)),
+        "{sup}"
+    );
 }
 
 // ---------------------------------------------------------------- SES through SNS
@@ -287,9 +300,7 @@ fn ses_notifications_through_sns() {
         notification(&ses_bounce("gone@example.com", "ses-1"), "sns-1", now()),
     );
     assert_eq!(counts(&ok(post_sns(&s, &msg))), (1, 0));
-    let sup = suppression(&s, "gone@example.com").expect("suppressed");
-    assert_eq!(sup["source"], "webhook:ses");
-    assert_eq!(sup["reason"], "hard_bounce", "{sup}");
+    assert_hard_bounce(&s, "gone@example.com", "webhook:ses");
     // SNS retries the same message: counted once
     assert_eq!(counts(&ok(post_sns(&s, &msg))), (0, 1));
     assert_eq!(
@@ -314,11 +325,7 @@ fn ses_notifications_through_sns() {
         counts(&ok(post_sns(&s, &sns(&signer, "2", fields)))),
         (1, 0)
     );
-    assert_eq!(
-        suppression(&s, "angry@example.com").unwrap()["reason"],
-        "complaint"
-    );
-    assert_unsubscribed(&s, id);
+    assert_complaint(&s, "angry@example.com", id);
 
     // a delivery is recorded, not suppressed
     let delivery = json!({"notificationType": "Delivery", "delivery": {"recipients": ["fine@example.com"]}, "mail": {"messageId": "ses-3"}});
@@ -474,15 +481,8 @@ fn sendgrid_event_webhook() {
     ]);
     let r = ok(sendgrid_post(&s, &key, now(), &batch));
     assert_eq!((counts(&r), r["ignored"].as_u64().unwrap()), ((3, 0), 1));
-    assert_eq!(
-        suppression(&s, "gone@example.com").unwrap()["source"],
-        "webhook:sendgrid"
-    );
-    assert_eq!(
-        suppression(&s, "angry@example.com").unwrap()["reason"],
-        "complaint"
-    );
-    assert_unsubscribed(&s, id);
+    assert_hard_bounce(&s, "gone@example.com", "webhook:sendgrid");
+    assert_complaint(&s, "angry@example.com", id);
     // the same events again (SendGrid retries): counted once
     assert_eq!(counts(&ok(sendgrid_post(&s, &key, now(), &batch))), (0, 3));
 
@@ -550,10 +550,7 @@ fn mailgun_webhooks() {
         "delivery-status": {"code": 550, "message": "5.1.1 The email account does not exist", "enhanced-code": "5.1.1"}});
     let body = mailgun_body(MAILGUN_KEY, now(), "token-0001", &failed);
     assert_eq!(counts(&ok(post_raw(&s, "mailgun", &[], &body))), (1, 0));
-    assert_eq!(
-        suppression(&s, "gone@example.com").unwrap()["source"],
-        "webhook:mailgun"
-    );
+    assert_hard_bounce(&s, "gone@example.com", "webhook:mailgun");
     // the very same request again: a reused token is a replay → 401
     assert_eq!(
         refused(post_raw(&s, "mailgun", &[], &body), 401),
@@ -567,11 +564,7 @@ fn mailgun_webhooks() {
     let complained = json!({"event": "complained", "id": "mg-2", "recipient": "angry@example.com"});
     let body = mailgun_body(MAILGUN_KEY, now(), "token-0003", &complained);
     assert_eq!(counts(&ok(post_raw(&s, "mailgun", &[], &body))), (1, 0));
-    assert_eq!(
-        suppression(&s, "angry@example.com").unwrap()["reason"],
-        "complaint"
-    );
-    assert_unsubscribed(&s, id);
+    assert_complaint(&s, "angry@example.com", id);
 
     let victim = json!({"event": "failed", "id": "mg-9", "severity": "permanent", "recipient": "victim@example.com"});
     // wrong key → 401
@@ -635,10 +628,7 @@ fn postmark_webhooks() {
         ))),
         (1, 0)
     );
-    assert_eq!(
-        suppression(&s, "gone@example.com").unwrap()["source"],
-        "webhook:postmark"
-    );
+    assert_hard_bounce(&s, "gone@example.com", "webhook:postmark");
     // Postmark has no timestamps: a replay is the same record ID, counted once
     assert_eq!(
         counts(&ok(postmark_post(
@@ -662,11 +652,7 @@ fn postmark_webhooks() {
         ))),
         (1, 0)
     );
-    assert_eq!(
-        suppression(&s, "angry@example.com").unwrap()["reason"],
-        "complaint"
-    );
-    assert_unsubscribed(&s, id);
+    assert_complaint(&s, "angry@example.com", id);
 
     let victim = json!({"RecordType": "Bounce", "ID": 7, "Type": "HardBounce", "Email": "victim@example.com"});
     assert_eq!(
@@ -718,15 +704,8 @@ fn generic_signed_json() {
         counts(&ok(generic_post(&s, GENERIC_SECRET, now(), &body))),
         (3, 0)
     );
-    assert_eq!(
-        suppression(&s, "gone@example.com").unwrap()["source"],
-        "webhook:generic"
-    );
-    assert_eq!(
-        suppression(&s, "angry@example.com").unwrap()["reason"],
-        "complaint"
-    );
-    assert_unsubscribed(&s, id);
+    assert_hard_bounce(&s, "gone@example.com", "webhook:generic");
+    assert_complaint(&s, "angry@example.com", id);
     assert!(suppression(&s, "fine@example.com").is_none());
     assert_eq!(
         counts(&ok(generic_post(&s, GENERIC_SECRET, now(), &body))),

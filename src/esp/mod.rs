@@ -344,48 +344,64 @@ impl Inbound {
         });
     }
 
-    /// SendGrid's Event Webhook: ECDSA P-256 over the timestamp header and the raw body.
-    pub fn sendgrid(
+    /// A request from SendGrid, Mailgun, Postmark or the generic format: `header` gives the
+    /// value of a request header by its lower-case name. SendGrid: ECDSA P-256 over the
+    /// timestamp header and the raw body. Mailgun: HMAC-SHA256 of timestamp and token, each
+    /// token accepted once. Postmark: HTTP Basic credentials. Generic:
+    /// `X-Mailstead-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
+    pub fn receive<'h>(
         &self,
-        signature: Option<&str>,
-        timestamp: Option<&str>,
+        p: Provider,
+        header: impl Fn(&str) -> Option<&'h str>,
         body: &[u8],
         now: OffsetDateTime,
     ) -> Result<Batch> {
-        self.check_enabled(Provider::Sendgrid)?;
-        let key = self
-            .settings
-            .sendgrid_public_key
-            .as_deref()
-            .ok_or(EspError::Disabled(Provider::Sendgrid))?;
-        sendgrid::verify(
-            key,
-            signature,
-            timestamp,
-            body,
-            now.unix_timestamp(),
-            self.settings.tolerance_secs,
-        )?;
-        sendgrid::events(body)
+        let s = &self.settings;
+        let (now, tolerance) = (now.unix_timestamp(), s.tolerance_secs);
+        let off = || EspError::Disabled(p);
+        match p {
+            Provider::Sendgrid => {
+                let key = s.sendgrid_public_key.as_deref().ok_or_else(off)?;
+                sendgrid::verify(
+                    key,
+                    header(sendgrid::SIGNATURE_HEADER),
+                    header(sendgrid::TIMESTAMP_HEADER),
+                    body,
+                    now,
+                    tolerance,
+                )?;
+                sendgrid::events(body)
+            }
+            Provider::Mailgun => {
+                let key = s.mailgun_signing_key.as_ref().ok_or_else(off)?;
+                self.mailgun(key.expose().as_bytes(), body, now)
+            }
+            Provider::Postmark => {
+                let (user, pass) = s.postmark.as_ref().ok_or_else(off)?;
+                postmark::check_auth(header("authorization"), user, pass.expose())?;
+                postmark::events(body)
+            }
+            Provider::Generic => {
+                let secret = s.generic_secret.as_ref().ok_or_else(off)?;
+                generic::verify(
+                    secret.expose().as_bytes(),
+                    header(generic::SIGNATURE_HEADER),
+                    header(generic::TIMESTAMP_HEADER),
+                    body,
+                    now,
+                    tolerance,
+                )?;
+                generic::events(body)
+            }
+            Provider::Ses => Err(EspError::Malformed(
+                "SES notifications arrive as SNS messages at the ses endpoint".into(),
+            )),
+        }
     }
 
-    /// Mailgun: HMAC-SHA256 of timestamp and token with the webhook signing key; each token
-    /// is accepted once.
-    pub fn mailgun(&self, body: &[u8], now: OffsetDateTime) -> Result<Batch> {
-        self.check_enabled(Provider::Mailgun)?;
-        let key = self
-            .settings
-            .mailgun_signing_key
-            .as_ref()
-            .ok_or(EspError::Disabled(Provider::Mailgun))?;
+    fn mailgun(&self, key: &[u8], body: &[u8], now: i64) -> Result<Batch> {
         let (signed, data) = mailgun::parse(body)?;
-        let now = now.unix_timestamp();
-        mailgun::verify(
-            key.expose().as_bytes(),
-            &signed,
-            now,
-            self.settings.tolerance_secs,
-        )?;
+        mailgun::verify(key, &signed, now, self.settings.tolerance_secs)?;
         let mut batch = mailgun::events(&data, &signed.token)?;
         let until = signed
             .timestamp
@@ -404,44 +420,6 @@ impl Inbound {
     /// provider's retry is not refused as a replay.
     pub fn release_token(&self, token: &str) {
         self.mailgun_tokens.release(token);
-    }
-
-    /// Postmark: HTTP Basic credentials set on the webhook URL.
-    pub fn postmark(&self, authorization: Option<&str>, body: &[u8]) -> Result<Batch> {
-        self.check_enabled(Provider::Postmark)?;
-        let (user, pass) = self
-            .settings
-            .postmark
-            .as_ref()
-            .ok_or(EspError::Disabled(Provider::Postmark))?;
-        postmark::check_auth(authorization, user, pass.expose())?;
-        postmark::events(body)
-    }
-
-    /// The generic format: `X-Mailstead-Signature: v1=<hex HMAC-SHA256(secret,
-    /// "<timestamp>.<body>")>` and `X-Mailstead-Timestamp`.
-    pub fn generic(
-        &self,
-        signature: Option<&str>,
-        timestamp: Option<&str>,
-        body: &[u8],
-        now: OffsetDateTime,
-    ) -> Result<Batch> {
-        self.check_enabled(Provider::Generic)?;
-        let secret = self
-            .settings
-            .generic_secret
-            .as_ref()
-            .ok_or(EspError::Disabled(Provider::Generic))?;
-        generic::verify(
-            secret.expose().as_bytes(),
-            signature,
-            timestamp,
-            body,
-            now.unix_timestamp(),
-            self.settings.tolerance_secs,
-        )?;
-        generic::events(body)
     }
 }
 

@@ -193,10 +193,6 @@ async fn apply(h: &HookState, p: Provider, batch: Batch) -> Result<Json<WebhookR
     }))
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
 fn peer_of(peer: Option<axum::Extension<Peer>>) -> IpAddr {
     peer.map(|p| p.0.0).unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
@@ -244,6 +240,27 @@ pub async fn ses(
     }
 }
 
+/// Verifies and applies a request from a provider other than SES.
+async fn receive(
+    h: HookState,
+    p: Provider,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<WebhookResult>, ApiError> {
+    let peer = peer_of(peer);
+    h.inbound
+        .check_enabled(p)
+        .map_err(|e| refused(p, peer, e))?;
+    let body = body_of(p, peer, body)?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let batch = h
+        .inbound
+        .receive(p, header, &body, crate::model::now())
+        .map_err(|e| refused(p, peer, e))?;
+    apply(&h, p, batch).await
+}
+
 #[utoipa::path(post, path = "/api/v1/webhooks/sendgrid", tag = "webhooks", security(()),
     request_body(content = String, content_type = "application/json", description = "SendGrid Event Webhook batch, signed (X-Twilio-Email-Event-Webhook-Signature / -Timestamp)."),
     responses((status = 200, body = WebhookResult), (status = 400, body = super::error::ErrorBody),
@@ -255,22 +272,7 @@ pub async fn sendgrid(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<WebhookResult>, ApiError> {
-    use crate::esp::sendgrid::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
-    let (p, peer) = (Provider::Sendgrid, peer_of(peer));
-    h.inbound
-        .check_enabled(p)
-        .map_err(|e| refused(p, peer, e))?;
-    let body = body_of(p, peer, body)?;
-    let batch = h
-        .inbound
-        .sendgrid(
-            header(&headers, SIGNATURE_HEADER),
-            header(&headers, TIMESTAMP_HEADER),
-            &body,
-            crate::model::now(),
-        )
-        .map_err(|e| refused(p, peer, e))?;
-    apply(&h, p, batch).await
+    receive(h, Provider::Sendgrid, peer, headers, body).await
 }
 
 #[utoipa::path(post, path = "/api/v1/webhooks/mailgun", tag = "webhooks", security(()),
@@ -280,18 +282,10 @@ pub async fn sendgrid(
 pub async fn mailgun(
     State(h): State<HookState>,
     peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<WebhookResult>, ApiError> {
-    let (p, peer) = (Provider::Mailgun, peer_of(peer));
-    h.inbound
-        .check_enabled(p)
-        .map_err(|e| refused(p, peer, e))?;
-    let body = body_of(p, peer, body)?;
-    let batch = h
-        .inbound
-        .mailgun(&body, crate::model::now())
-        .map_err(|e| refused(p, peer, e))?;
-    apply(&h, p, batch).await
+    receive(h, Provider::Mailgun, peer, headers, body).await
 }
 
 #[utoipa::path(post, path = "/api/v1/webhooks/postmark", tag = "webhooks", security(()),
@@ -304,16 +298,7 @@ pub async fn postmark(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<WebhookResult>, ApiError> {
-    let (p, peer) = (Provider::Postmark, peer_of(peer));
-    h.inbound
-        .check_enabled(p)
-        .map_err(|e| refused(p, peer, e))?;
-    let body = body_of(p, peer, body)?;
-    let batch = h
-        .inbound
-        .postmark(header(&headers, header::AUTHORIZATION.as_str()), &body)
-        .map_err(|e| refused(p, peer, e))?;
-    apply(&h, p, batch).await
+    receive(h, Provider::Postmark, peer, headers, body).await
 }
 
 #[utoipa::path(post, path = "/api/v1/webhooks/generic", tag = "webhooks", security(()),
@@ -326,20 +311,5 @@ pub async fn generic(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<WebhookResult>, ApiError> {
-    use crate::esp::generic::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
-    let (p, peer) = (Provider::Generic, peer_of(peer));
-    h.inbound
-        .check_enabled(p)
-        .map_err(|e| refused(p, peer, e))?;
-    let body = body_of(p, peer, body)?;
-    let batch = h
-        .inbound
-        .generic(
-            header(&headers, SIGNATURE_HEADER),
-            header(&headers, TIMESTAMP_HEADER),
-            &body,
-            crate::model::now(),
-        )
-        .map_err(|e| refused(p, peer, e))?;
-    apply(&h, p, batch).await
+    receive(h, Provider::Generic, peer, headers, body).await
 }
