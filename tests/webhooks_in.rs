@@ -850,6 +850,12 @@ fn disabled_providers_and_the_rate_limit() {
             .contains("mailgun_signing_key"),
         "{e}"
     );
+    // documented in the OpenAPI description, without the bearer requirement
+    let doc = s.get_json("/api/v1/openapi.json");
+    for p in ["ses", "sendgrid", "mailgun", "postmark", "generic"] {
+        let op = &doc["paths"][format!("/api/v1/webhooks/{p}")]["post"];
+        assert_eq!(op["security"], json!([{}]), "{p}: {op}");
+    }
     // an unknown provider is an unknown route
     assert_eq!(post_raw(&s, "mandrill", &[], b"{}").status(), 404);
     // a flood from one address gets 429 quickly; nothing crashes

@@ -113,3 +113,25 @@ fn build() -> Result<reqwest::Client, String> {
         .build()
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn failures_are_errors_not_panics() {
+        let f = Fetcher::new();
+        assert!(f.client.is_ok(), "the HTTPS client builds");
+        // nothing listens on port 1; plain http is refused outright
+        for url in [
+            "https://127.0.0.1:1/x.pem",
+            "http://127.0.0.1:1/x.pem",
+            "not a url",
+        ] {
+            let e = f.get(url, 1024).await.unwrap_err();
+            assert!(!e.is_permanent(), "{url}: {e}");
+        }
+        assert!(FetchError::Status(404).is_permanent());
+        assert!(!FetchError::Status(503).is_permanent());
+    }
+}
