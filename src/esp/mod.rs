@@ -327,8 +327,8 @@ impl Inbound {
     }
 
     /// Confirms an SNS subscription in the background by fetching its SubscribeURL. Failures
-    /// are logged; AWS re-sends the confirmation request, and the subscription can also be
-    /// confirmed by hand with the URL from the log.
+    /// are logged (without the URL, which carries a token); AWS re-sends the confirmation
+    /// request, and the subscription can also be confirmed in the AWS console.
     pub fn confirm_subscription(&self, topic: String, url: String) {
         tracing::info!(topic = %topic, "confirming SNS subscription");
         let fetcher = self.fetcher.clone();
@@ -338,7 +338,7 @@ impl Inbound {
                 Err(e) => tracing::warn!(
                     topic = %topic,
                     error = %e,
-                    "SNS subscription confirmation failed; AWS will ask again, or open the SubscribeURL by hand"
+                    "SNS subscription confirmation failed; AWS asks again, or confirm it in the AWS console"
                 ),
             }
         });
