@@ -29,6 +29,8 @@ pub const MAX_SENDGRID_BODY: usize = 5 * 1024 * 1024;
 /// Webhook requests in progress at once; with the body caps this bounds their memory.
 pub const MAX_IN_FLIGHT: usize = 16;
 
+/// Shared state of the webhook routes: the receiver, the per-address limiter and the
+/// in-flight bound.
 pub struct Hooks {
     app: AppState,
     inbound: Inbound,
