@@ -187,7 +187,66 @@ pub const OPTIONS: &[OptionSpec] = &[
         "60",
         "Seconds between polls of bounce_mailbox."
     ),
+    opt!(
+        "webhook_tolerance_secs",
+        "300",
+        "ESP webhooks: refuse signed requests whose timestamp is further than this from now (replays)."
+    ),
+    opt!(
+        "webhook_requests_per_second",
+        "50",
+        "ESP webhooks: requests accepted per client address per second (bursts of twice that)."
+    ),
+    opt!(
+        "ses_topic_arns",
+        "",
+        "Comma-separated SNS topic ARNs whose SES notifications are accepted at /api/v1/webhooks/ses; * accepts any topic; empty disables the endpoint."
+    ),
+    opt!(
+        "sendgrid_public_key",
+        "",
+        "SendGrid Event Webhook verification key (base64 as SendGrid shows it, or PEM); empty disables /api/v1/webhooks/sendgrid."
+    ),
+    opt!(
+        "mailgun_signing_key",
+        "",
+        "Mailgun HTTP webhook signing key; empty disables /api/v1/webhooks/mailgun.",
+        secret
+    ),
+    opt!(
+        "postmark_username",
+        "",
+        "User name of the HTTP Basic credentials in the Postmark webhook URL."
+    ),
+    opt!(
+        "postmark_password",
+        "",
+        "Password of the Postmark webhook URL's credentials; empty disables /api/v1/webhooks/postmark.",
+        secret
+    ),
+    opt!(
+        "generic_webhook_secret",
+        "",
+        "HMAC-SHA256 secret of the generic webhook format; empty disables /api/v1/webhooks/generic.",
+        secret
+    ),
 ];
+
+/// Settings of the ESP webhook receiver (`/api/v1/webhooks/{provider}`). A provider whose
+/// secret is absent has its endpoint disabled.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSettings {
+    pub tolerance_secs: u64,
+    pub requests_per_second: u32,
+    /// Accepted SNS topics; `*` accepts any; empty disables SES.
+    pub ses_topic_arns: Vec<String>,
+    /// DER SubjectPublicKeyInfo of SendGrid's P-256 verification key.
+    pub sendgrid_public_key: Option<Vec<u8>>,
+    pub mailgun_signing_key: Option<Secret>,
+    /// User name and password.
+    pub postmark: Option<(String, Secret)>,
+    pub generic_secret: Option<Secret>,
+}
 
 /// Settings of the feedback loop: soft-bounce rules, the inbound bounce listener and
 /// mailbox polling.
@@ -282,6 +341,7 @@ pub struct Settings {
     pub api_requests_per_second: u32,
     pub delivery: DeliverySettings,
     pub feedback: FeedbackSettings,
+    pub webhooks: WebhookSettings,
     /// Raw values with where each came from, for `config show` and later modules.
     pub raw: BTreeMap<&'static str, (String, Source)>,
     pub warnings: Vec<String>,
@@ -504,6 +564,7 @@ impl Settings {
                     .into(),
             );
         }
+        let webhooks = webhook_settings(&raw, &mut errors);
         let url_host = public_url
             .split_once("://")
             .map(|(_, r)| r.split(['/', ':']).next().unwrap_or("").to_string())
@@ -604,6 +665,7 @@ impl Settings {
             api_requests_per_second,
             delivery,
             feedback,
+            webhooks,
             raw,
             warnings,
         };
@@ -636,6 +698,60 @@ impl Settings {
                 (o.key.to_string(), v, s)
             })
             .collect()
+    }
+}
+
+/// The ESP webhook settings, with their problems added to `errors`.
+fn webhook_settings(
+    raw: &BTreeMap<&'static str, (String, Source)>,
+    errors: &mut Vec<String>,
+) -> WebhookSettings {
+    let get = |k: &str| {
+        raw.get(k)
+            .map(|(v, _)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let secret = |k: &str| Some(Secret(get(k))).filter(|s| !s.is_empty());
+    let mut num = |k: &str, min: u64| match get(k).parse::<u64>() {
+        Ok(n) => n.max(min),
+        Err(_) => {
+            errors.push(format!("{k} must be a whole number, not '{}'", get(k)));
+            min
+        }
+    };
+    let tolerance_secs = num("webhook_tolerance_secs", 1);
+    let requests_per_second =
+        u32::try_from(num("webhook_requests_per_second", 1)).unwrap_or(u32::MAX);
+    let sendgrid_public_key = match get("sendgrid_public_key") {
+        k if k.is_empty() => None,
+        k => match crate::esp::sendgrid::decode_public_key(&k) {
+            Ok(der) => Some(der),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+    };
+    let postmark = match (get("postmark_username"), secret("postmark_password")) {
+        (u, None) if u.is_empty() => None,
+        (u, Some(p)) if !u.is_empty() => Some((u, p)),
+        _ => {
+            errors.push("postmark_username and postmark_password must be set together".into());
+            None
+        }
+    };
+    WebhookSettings {
+        tolerance_secs,
+        requests_per_second,
+        ses_topic_arns: get("ses_topic_arns")
+            .split(',')
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect(),
+        sendgrid_public_key,
+        mailgun_signing_key: secret("mailgun_signing_key"),
+        postmark,
+        generic_secret: secret("generic_webhook_secret"),
     }
 }
 
@@ -722,6 +838,53 @@ mod tests {
                 .iter()
                 .any(|(k, v, _)| k == "admin_password" && v == "<redacted>")
         );
+    }
+
+    #[test]
+    fn webhook_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mg");
+        std::fs::write(&p, "mg-signing-key\n").unwrap();
+        let s = Settings::load(
+            None,
+            &[],
+            &env(&[
+                ("MAILSTEAD_MAILGUN_SIGNING_KEY_FILE", p.to_str().unwrap()),
+                ("MAILSTEAD_GENERIC_WEBHOOK_SECRET", "gen-secret"),
+                (
+                    "MAILSTEAD_SES_TOPIC_ARNS",
+                    "arn:aws:sns:eu-west-1:1:a, arn:aws:sns:eu-west-1:1:b",
+                ),
+                ("MAILSTEAD_WEBHOOK_TOLERANCE_SECS", "60"),
+            ]),
+        )
+        .unwrap();
+        let w = &s.webhooks;
+        assert_eq!(
+            w.mailgun_signing_key.as_ref().unwrap().expose(),
+            "mg-signing-key"
+        );
+        assert_eq!(w.generic_secret.as_ref().unwrap().expose(), "gen-secret");
+        assert_eq!(w.ses_topic_arns.len(), 2);
+        assert_eq!(w.tolerance_secs, 60);
+        assert!(w.sendgrid_public_key.is_none() && w.postmark.is_none());
+        let shown = format!("{s:?} {:?}", s.describe());
+        assert!(!shown.contains("mg-signing-key") && !shown.contains("gen-secret"));
+
+        let e = Settings::load(
+            None,
+            &[],
+            &env(&[
+                ("MAILSTEAD_SENDGRID_PUBLIC_KEY", "bm90IGEga2V5"),
+                ("MAILSTEAD_POSTMARK_USERNAME", "pm"),
+                ("MAILSTEAD_WEBHOOK_TOLERANCE_SECS", "soon"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("sendgrid_public_key"), "{e}");
+        assert!(e.contains("postmark_username and postmark_password"), "{e}");
+        assert!(e.contains("webhook_tolerance_secs"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod contacts;
 pub mod control;
 pub mod delivery;
+pub mod esp;
 pub mod feedback;
 pub mod http;
 pub mod import;

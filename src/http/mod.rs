@@ -10,6 +10,7 @@ pub mod imports;
 pub mod messages;
 pub mod public;
 pub mod suppressions;
+pub mod webhooks_in;
 
 use crate::app::App;
 use axum::Router;
@@ -70,6 +71,7 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
         messages::send, messages::get, messages::log, messages::queue,
         suppressions::list, suppressions::add, suppressions::get, suppressions::remove,
         suppressions::export, suppressions::contact_feedback, suppressions::log,
+        webhooks_in::ses, webhooks_in::sendgrid, webhooks_in::mailgun, webhooks_in::postmark, webhooks_in::generic,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth)
@@ -149,6 +151,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/contacts/{id}/feedback", g(suppressions::contact_feedback))
         .route("/feedback", g(suppressions::log))
+        .nest("/webhooks", webhooks_in::routes(&state))
         .route("/openapi.json", g(openapi))
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(max_body))
