@@ -187,7 +187,42 @@ pub const OPTIONS: &[OptionSpec] = &[
         "60",
         "Seconds between polls of bounce_mailbox."
     ),
+    opt!(
+        "webhook_concurrency",
+        "8",
+        "Outgoing webhook requests in progress at once."
+    ),
+    opt!(
+        "webhook_retry_base_ms",
+        "10000",
+        "First retry delay of a failed webhook delivery; doubles per attempt (with jitter), capped at one hour."
+    ),
+    opt!(
+        "webhook_retry_max_hours",
+        "24",
+        "Give up on a webhook delivery after this many hours."
+    ),
+    opt!(
+        "webhook_disable_after",
+        "20",
+        "Disable a webhook subscription after this many consecutive failed attempts."
+    ),
+    opt!(
+        "webhook_retention_days",
+        "7",
+        "Keep finished webhook deliveries, their attempt log and handled events this many days."
+    ),
 ];
+
+/// Settings of the outgoing webhook dispatcher.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub concurrency: usize,
+    pub retry_base_ms: u64,
+    pub retry_max_hours: u64,
+    pub disable_after: u32,
+    pub retention_days: u64,
+}
 
 /// Settings of the feedback loop: soft-bounce rules, the inbound bounce listener and
 /// mailbox polling.
@@ -282,6 +317,7 @@ pub struct Settings {
     pub api_requests_per_second: u32,
     pub delivery: DeliverySettings,
     pub feedback: FeedbackSettings,
+    pub webhooks: WebhookSettings,
     /// Raw values with where each came from, for `config show` and later modules.
     pub raw: BTreeMap<&'static str, (String, Source)>,
     pub warnings: Vec<String>,
@@ -413,6 +449,15 @@ impl Settings {
         let bounce_max_bytes = (num("bounce_max_bytes") as usize).max(1024);
         let bounce_per_minute = (num("bounce_messages_per_minute") as u32).max(1);
         let mailbox_interval_secs = num("bounce_mailbox_interval_secs").max(1);
+        let webhooks = WebhookSettings {
+            concurrency: (num("webhook_concurrency") as usize).clamp(1, 256),
+            retry_base_ms: num("webhook_retry_base_ms").max(1),
+            retry_max_hours: num("webhook_retry_max_hours").max(1),
+            disable_after: u32::try_from(num("webhook_disable_after"))
+                .unwrap_or(u32::MAX)
+                .max(1),
+            retention_days: num("webhook_retention_days").max(1),
+        };
         let listen = match get("listen").parse::<SocketAddr>() {
             Ok(a) => a,
             Err(_) => {
@@ -604,6 +649,7 @@ impl Settings {
             api_requests_per_second,
             delivery,
             feedback,
+            webhooks,
             raw,
             warnings,
         };

@@ -10,6 +10,7 @@ pub mod imports;
 pub mod messages;
 pub mod public;
 pub mod suppressions;
+pub mod webhooks_out;
 
 use crate::app::App;
 use axum::Router;
@@ -70,6 +71,8 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
         messages::send, messages::get, messages::log, messages::queue,
         suppressions::list, suppressions::add, suppressions::get, suppressions::remove,
         suppressions::export, suppressions::contact_feedback, suppressions::log,
+        webhooks_out::list, webhooks_out::create, webhooks_out::get, webhooks_out::update, webhooks_out::delete,
+        webhooks_out::enable, webhooks_out::rotate_secret, webhooks_out::test, webhooks_out::deliveries,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth)
@@ -149,6 +152,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/contacts/{id}/feedback", g(suppressions::contact_feedback))
         .route("/feedback", g(suppressions::log))
+        .nest("/webhook-subscriptions", webhooks_out::routes())
         .route("/openapi.json", g(openapi))
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(max_body))
