@@ -466,3 +466,34 @@ fn events_committed_before_a_kill_9_are_delivered_after_restart() {
         .collect();
     assert_eq!(ids.len(), 2, "{got:#?}");
 }
+
+#[test]
+fn an_import_flood_is_delivered_in_bounded_batches() {
+    let rx = Receiver::start(&[], 200);
+    let s = lab_server(&[("MAILSTEAD_WEBHOOK_CONCURRENCY", "4")]);
+    subscribe(&s, &rx.url(), &["contact.created"]);
+    let n = 1500;
+    let mut csv = String::from("email,first_name\n");
+    for i in 0..n {
+        csv.push_str(&format!("flood{i}@example.com,F{i}\n"));
+    }
+    let job = s.import_csv(csv, "");
+    assert_eq!(job["created"], n);
+    let got = rx.wait_for("every imported contact", 120, |g| g.len() >= n);
+    assert_eq!(got.len(), n, "each event exactly once");
+    let ids: std::collections::BTreeSet<&String> = got
+        .iter()
+        .map(|g| &g.headers["x-mailstead-delivery"])
+        .collect();
+    assert_eq!(ids.len(), n);
+    // The outbox lives on disk: the server's peak memory stays small.
+    let pid = s.child.as_ref().unwrap().id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let peak_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(peak_kb < 400 * 1024, "peak RSS {peak_kb} kB");
+    assert_eq!(s.get("/healthz").status(), 200);
+}
