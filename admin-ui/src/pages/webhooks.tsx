@@ -78,6 +78,20 @@ export function WebhooksPage() {
     setToDelete(null);
   }
 
+  /** [label, accessible name, action] of a subscription's buttons. */
+  const actions = (s: WebhookSubscription): [string, string, () => void][] => [
+    ['Log', `Delivery log of ${s.url}`, () => setLogFor(s)],
+    ['Test', `Send a test ping to ${s.url}`, () => act('Test ping queued', () => api.testWebhook(s.id))],
+    s.status === 'active'
+      ? ['Disable', `Disable ${s.url}`, () => act('Subscription disabled', () => api.disableWebhook(s.id))]
+      : ['Enable', `Enable ${s.url}`, () => act('Subscription enabled', () => api.enableWebhook(s.id))],
+    [
+      'Rotate secret',
+      `Rotate the secret of ${s.url}`,
+      () => act('New secret created', async () => setCreated(await api.rotateWebhookSecret(s.id))),
+    ],
+  ];
+
   return (
     <section>
       <PageHeader title="Webhooks" />
@@ -151,46 +165,11 @@ export function WebhooksPage() {
                     </td>
                     <td data-label="Last error">{s.last_error ?? '—'}</td>
                     <td class="actions">
-                      <button type="button" class="btn btn-small" onClick={() => setLogFor(s)} aria-label={`Delivery log of ${s.url}`}>
-                        Log
-                      </button>
-                      <button
-                        type="button"
-                        class="btn btn-small"
-                        onClick={() => act('Test ping queued', () => api.testWebhook(s.id))}
-                        aria-label={`Send a test ping to ${s.url}`}
-                      >
-                        Test
-                      </button>
-                      {s.status === 'active' ? (
-                        <button
-                          type="button"
-                          class="btn btn-small"
-                          onClick={() => act('Subscription disabled', () => api.disableWebhook(s.id))}
-                          aria-label={`Disable ${s.url}`}
-                        >
-                          Disable
+                      {actions(s).map(([label, aria, onClick]) => (
+                        <button type="button" class="btn btn-small" key={label} onClick={onClick} aria-label={aria}>
+                          {label}
                         </button>
-                      ) : (
-                        <button
-                          type="button"
-                          class="btn btn-small"
-                          onClick={() => act('Subscription enabled', () => api.enableWebhook(s.id))}
-                          aria-label={`Enable ${s.url}`}
-                        >
-                          Enable
-                        </button>
-                      )}
-                      <button
-                        type="button"
-                        class="btn btn-small"
-                        onClick={() =>
-                          act('New secret created', async () => setCreated(await api.rotateWebhookSecret(s.id)))
-                        }
-                        aria-label={`Rotate the secret of ${s.url}`}
-                      >
-                        Rotate secret
-                      </button>
+                      ))}
                       <button
                         type="button"
                         class="btn btn-small btn-danger-outline"
