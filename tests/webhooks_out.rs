@@ -418,6 +418,9 @@ fn private_targets_and_bad_input_are_refused_with_clear_errors() {
     );
     assert_eq!(r.status(), 201);
 
+    let doc = s.get("/api/v1/openapi.json").text().unwrap();
+    assert!(doc.contains("/api/v1/webhook-subscriptions/{id}/deliveries"));
+
     // Admins only.
     let (_, token) = s.user_with_token("mk@example.test", "marketing");
     let r = s

@@ -477,3 +477,123 @@ fn put_pending(wtx: &WriteTransaction, d: &WebhookDelivery) -> Result<()> {
     wtx.open_table(WEBHOOK_DUE)?.insert((ms, d.id), ())?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{WebhookSecret, now};
+
+    fn sub(kind: EventType) -> WebhookSubscription {
+        WebhookSubscription {
+            id: 0,
+            url: "https://hooks.example.com/x".into(),
+            description: String::new(),
+            events: vec![kind],
+            secret: WebhookSecret("whsec_test".into()),
+            status: WebhookStatus::Active,
+            auto_disabled: false,
+            consecutive_failures: 0,
+            last_error: None,
+            last_attempt_at: None,
+            last_success_at: None,
+            disabled_at: None,
+            after_event: 0,
+            created_by: None,
+            created_at: now(),
+        }
+    }
+
+    fn emit(store: &Store, kind: EventType) -> Id {
+        store
+            .write(|wtx| super::super::events::emit(wtx, kind, serde_json::json!({})))
+            .unwrap()
+    }
+
+    fn attempt(d: &WebhookDelivery, ok: bool) -> WebhookAttempt {
+        WebhookAttempt {
+            id: 0,
+            subscription_id: d.subscription_id,
+            delivery_id: d.id,
+            event_id: d.event_id,
+            event_type: d.event_type.clone(),
+            attempt: d.attempts + 1,
+            at: now(),
+            duration_ms: 1,
+            status: Some(if ok { 200 } else { 500 }),
+            error: (!ok).then(|| "HTTP status 500".to_string()),
+            response: String::new(),
+            ok,
+            next_attempt_at: None,
+        }
+    }
+
+    #[test]
+    fn fan_out_claim_lease_settle_and_prune() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let before = emit(&store, EventType::ContactCreated);
+        let s = store
+            .create_webhook_subscription(sub(EventType::ContactCreated), 10)
+            .unwrap();
+        assert_eq!(s.after_event, before, "older events are not sent");
+        emit(&store, EventType::ContactCreated);
+        emit(&store, EventType::ContactUpdated); // not wanted
+        let body = |e: &Event, id: Id| format!("{}:{id}", e.id);
+        assert_eq!(store.webhook_fan_out(100, body).unwrap(), 3);
+        assert_eq!(store.webhook_fan_out(100, body).unwrap(), 0, "cursor moved");
+
+        let t = now();
+        let lease = t + time::Duration::seconds(60);
+        let claimed = store.webhook_claim(t, lease, 10).unwrap();
+        assert_eq!(claimed.len(), 1);
+        let d = claimed[0].delivery.clone();
+        assert_eq!(d.event_id, Some(before + 1));
+        // Claimed and never settled (a crash): not due again until the lease ends, then again.
+        assert!(store.webhook_claim(t, lease, 10).unwrap().is_empty());
+        let again = store
+            .webhook_claim(lease, lease + time::Duration::seconds(60), 10)
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].delivery.id, d.id);
+
+        // A failure reschedules; a success finishes; the failure count resets.
+        let retry = now() + time::Duration::seconds(5);
+        let off = store
+            .webhook_settle(
+                vec![WebhookSettlement {
+                    attempt: attempt(&again[0].delivery, false),
+                    retry_at: Some(retry),
+                }],
+                1,
+            )
+            .unwrap();
+        assert_eq!(off, vec![s.id], "disable_after = 1 disables at once");
+        let d = store.webhook_delivery(d.id).unwrap().unwrap();
+        assert_eq!(
+            (d.state, d.attempts, d.due_ms),
+            (WebhookDeliveryState::Pending, 1, Some(unix_ms(retry)))
+        );
+        let sub_now = store.webhook_subscription(s.id).unwrap().unwrap();
+        assert!(sub_now.auto_disabled && sub_now.status == WebhookStatus::Disabled);
+        // Disabled: its pending event delivery is discarded when due, and new events skip it.
+        assert!(store.webhook_claim(retry, retry, 10).unwrap().is_empty());
+        let d = store.webhook_delivery(d.id).unwrap().unwrap();
+        assert_eq!(d.state, WebhookDeliveryState::Discarded);
+        emit(&store, EventType::ContactCreated);
+        store.webhook_fan_out(100, body).unwrap();
+        let later = now() + time::Duration::hours(1);
+        assert!(store.webhook_claim(later, later, 10).unwrap().is_empty());
+        assert_eq!(store.webhook_attempts(s.id, None, 10).unwrap().len(), 1);
+
+        // Pruning everything keeps the newest event, so ids keep increasing.
+        let newest = store.events_after(0, 100).unwrap().last().unwrap().id;
+        store
+            .webhook_prune(now() + time::Duration::days(1))
+            .unwrap();
+        let left = store.events_after(0, 100).unwrap();
+        assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), vec![newest]);
+        assert!(store.webhook_delivery(d.id).unwrap().is_none());
+        assert!(store.webhook_attempts(s.id, None, 10).unwrap().is_empty());
+        assert_eq!(emit(&store, EventType::ContactCreated), newest + 1);
+    }
+}
