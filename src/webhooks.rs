@@ -60,6 +60,9 @@ pub enum WebhookError {
     PrivateTarget(String),
     #[error("webhook subscription not found")]
     NotFound,
+    /// Too many subscriptions.
+    #[error("{0}")]
+    Limit(String),
     #[error(transparent)]
     Denied(#[from] Denied),
     #[error(transparent)]
@@ -72,10 +75,7 @@ impl From<StoreError> for WebhookError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(_) => WebhookError::NotFound,
-            StoreError::Invalid(message) => WebhookError::Invalid {
-                field: "url",
-                message,
-            },
+            StoreError::Invalid(message) => WebhookError::Limit(message),
             other => WebhookError::Store(other),
         }
     }

@@ -21,6 +21,7 @@ impl From<WebhookError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "private_target", m).field("url")
             }
             WebhookError::NotFound => ApiError::not_found("webhook subscription"),
+            WebhookError::Limit(m) => ApiError::new(StatusCode::CONFLICT, "limit_reached", m),
             WebhookError::Denied(d) => d.into(),
             WebhookError::Client(m) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "webhooks_unavailable", m)
