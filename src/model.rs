@@ -735,6 +735,33 @@ pub struct WebhookSubscription {
 }
 
 impl WebhookSubscription {
+    /// A new, active subscription (the store assigns `id` and `after_event`).
+    pub fn new(
+        url: String,
+        description: String,
+        events: Vec<EventType>,
+        secret: WebhookSecret,
+        created_by: Option<Id>,
+    ) -> WebhookSubscription {
+        WebhookSubscription {
+            id: 0,
+            url,
+            description,
+            events,
+            secret,
+            status: WebhookStatus::Active,
+            auto_disabled: false,
+            consecutive_failures: 0,
+            last_error: None,
+            last_attempt_at: None,
+            last_success_at: None,
+            disabled_at: None,
+            after_event: 0,
+            created_by,
+            created_at: now(),
+        }
+    }
+
     pub fn wants(&self, kind: EventType) -> bool {
         self.status == WebhookStatus::Active && self.events.contains(&kind)
     }

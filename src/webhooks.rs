@@ -350,23 +350,13 @@ impl Webhooks {
         description: &str,
     ) -> Result<WebhookSubscription> {
         actor.check_webhooks(Action::Create)?;
-        let sub = WebhookSubscription {
-            id: 0,
-            url: url.0,
-            description: clean_description(description)?,
-            events: parse_events(events)?,
-            secret: new_secret(),
-            status: WebhookStatus::Active,
-            auto_disabled: false,
-            consecutive_failures: 0,
-            last_error: None,
-            last_attempt_at: None,
-            last_success_at: None,
-            disabled_at: None,
-            after_event: 0,
-            created_by: Some(actor.user_id).filter(|id| *id != 0),
-            created_at: now(),
-        };
+        let sub = WebhookSubscription::new(
+            url.0,
+            clean_description(description)?,
+            parse_events(events)?,
+            new_secret(),
+            Some(actor.user_id).filter(|id| *id != 0),
+        );
         Ok(self
             .store
             .create_webhook_subscription(sub, MAX_SUBSCRIPTIONS)?)

@@ -484,23 +484,13 @@ mod tests {
     use crate::model::{WebhookSecret, now};
 
     fn sub(kind: EventType) -> WebhookSubscription {
-        WebhookSubscription {
-            id: 0,
-            url: "https://hooks.example.com/x".into(),
-            description: String::new(),
-            events: vec![kind],
-            secret: WebhookSecret("whsec_test".into()),
-            status: WebhookStatus::Active,
-            auto_disabled: false,
-            consecutive_failures: 0,
-            last_error: None,
-            last_attempt_at: None,
-            last_success_at: None,
-            disabled_at: None,
-            after_event: 0,
-            created_by: None,
-            created_at: now(),
-        }
+        WebhookSubscription::new(
+            "https://hooks.example.com/x".into(),
+            String::new(),
+            vec![kind],
+            WebhookSecret("whsec_test".into()),
+            None,
+        )
     }
 
     fn emit(store: &Store, kind: EventType) -> Id {
