@@ -500,3 +500,32 @@ fn an_import_flood_is_delivered_in_bounded_batches() {
     assert!(peak_kb < 400 * 1024, "peak RSS {peak_kb} kB");
     assert_eq!(s.get("/healthz").status(), 200);
 }
+
+#[test]
+fn queue_events_reach_subscribers() {
+    let rx = Receiver::start(&[], 200);
+    // The relay is a closed loopback port: the message is queued, then deferred.
+    let closed = free_port();
+    let relay = format!("smtp://127.0.0.1:{closed}?tls=none");
+    let s = lab_server(&[("MAILSTEAD_RELAY", relay.as_str())]);
+    subscribe(&s, &rx.url(), &["message.sent", "message.deferred"]);
+    let r = s.post(
+        "/api/v1/tx",
+        &json!({"from": "shop@example.com", "to": "ann@example.org", "subject": "Hi", "html": "<p>Hi</p>"}),
+    );
+    assert_eq!(r.status(), 202, "{}", r.text().unwrap_or_default());
+    let message_id = r.json::<Value>().unwrap()["message_id"].as_u64().unwrap();
+    let got = rx.wait_for("message.sent and message.deferred", 30, |g| {
+        ["message.sent", "message.deferred"]
+            .iter()
+            .all(|t| g.iter().any(|x| x.headers["x-mailstead-event"] == *t))
+    });
+    for g in got
+        .iter()
+        .filter(|g| g.headers["x-mailstead-event"] != "ping")
+    {
+        let body: Value = serde_json::from_str(&g.body).unwrap();
+        assert_eq!(body["data"]["message_id"], message_id, "{body}");
+        assert_eq!(body["data"]["email"], "ann@example.org", "{body}");
+    }
+}
