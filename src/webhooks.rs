@@ -494,7 +494,11 @@ impl Webhooks {
             }
             let pause = if busy { Duration::ZERO } else { POLL };
             tokio::select! {
-                _ = stop.changed() => {}
+                changed = stop.changed() => {
+                    if changed.is_err() {
+                        break; // the server is gone
+                    }
+                }
                 Some(r) = tasks.join_next(), if !tasks.is_empty() => {
                     done.extend(r.ok());
                     while let Some(r) = tasks.try_join_next() {
