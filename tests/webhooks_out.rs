@@ -51,29 +51,48 @@ impl Receiver {
         let p = plan.clone();
         rt.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-            let app = axum::Router::new().route(
-                "/hook",
-                axum::routing::post(
-                    move |headers: axum::http::HeaderMap, body: String| async move {
-                        let mut plan = p.lock().unwrap();
-                        let answered = plan.next.pop_front().unwrap_or(plan.default);
-                        plan.got.push(Got {
-                            headers: headers
-                                .iter()
-                                .map(|(k, v)| {
-                                    (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())
-                                })
-                                .collect(),
-                            body,
-                            answered,
-                        });
+            let app = axum::Router::new()
+                .route(
+                    "/hook",
+                    axum::routing::post(
+                        move |headers: axum::http::HeaderMap, body: String| async move {
+                            let mut plan = p.lock().unwrap();
+                            let answered = plan.next.pop_front().unwrap_or(plan.default);
+                            plan.got.push(Got {
+                                headers: headers
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        (
+                                            k.as_str().to_string(),
+                                            v.to_str().unwrap_or("").to_string(),
+                                        )
+                                    })
+                                    .collect(),
+                                body,
+                                answered,
+                            });
+                            (
+                                axum::http::StatusCode::from_u16(answered).unwrap(),
+                                format!("answered {answered}"),
+                            )
+                        },
+                    ),
+                )
+                // Never followed: a redirect to the recording route.
+                .route(
+                    "/redirect",
+                    axum::routing::post(|| async {
                         (
-                            axum::http::StatusCode::from_u16(answered).unwrap(),
-                            format!("answered {answered}"),
+                            axum::http::StatusCode::FOUND,
+                            [(axum::http::header::LOCATION, "/hook")],
                         )
-                    },
-                ),
-            );
+                    }),
+                )
+                // A large answer: only its start is kept.
+                .route(
+                    "/big",
+                    axum::routing::post(|| async { "x".repeat(1_000_000) }),
+                );
             axum::serve(listener, app).await.unwrap();
         });
         Receiver {
@@ -528,4 +547,51 @@ fn queue_events_reach_subscribers() {
         assert_eq!(body["data"]["message_id"], message_id, "{body}");
         assert_eq!(body["data"]["email"], "ann@example.org", "{body}");
     }
+}
+
+#[test]
+fn redirects_are_not_followed_and_responses_are_capped() {
+    let rx = Receiver::start(&[], 200);
+    let s = lab_server(&[]);
+    let base = format!("http://127.0.0.1:{}", rx.port);
+    let redirect = subscribe(&s, &format!("{base}/redirect"), &["contact.created"])["id"]
+        .as_u64()
+        .unwrap();
+    let big = subscribe(&s, &format!("{base}/big"), &["contact.created"])["id"]
+        .as_u64()
+        .unwrap();
+    for id in [redirect, big] {
+        let r = s.post(
+            &format!("/api/v1/webhook-subscriptions/{id}/test"),
+            &json!({}),
+        );
+        assert_eq!(r.status(), 202);
+    }
+    let log = |id: u64| {
+        poll_json(
+            &s,
+            &format!("/api/v1/webhook-subscriptions/{id}/deliveries"),
+            "an attempt",
+            |v| v["items"].as_array().is_some_and(|a| !a.is_empty()),
+        )["items"][0]
+            .clone()
+    };
+    let a = log(redirect);
+    assert_eq!(
+        (a["status"].as_u64(), a["ok"].as_bool()),
+        (Some(302), Some(false)),
+        "{a}"
+    );
+    assert!(
+        rx.got().is_empty(),
+        "the redirect was followed: {:#?}",
+        rx.got()
+    );
+    let a = log(big);
+    assert_eq!(a["ok"], true, "{a}");
+    assert_eq!(
+        a["response"].as_str().unwrap().len(),
+        1024,
+        "only the start is kept"
+    );
 }
