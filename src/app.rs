@@ -30,6 +30,7 @@ pub struct App {
     pub feedback: Arc<crate::feedback::Feedback>,
     pub subscriptions: Arc<crate::subscriptions::Subscriptions>,
     pub accounts: Accounts,
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
     pub metrics: Arc<Metrics>,
     pub started: std::time::Instant,
 }
@@ -64,7 +65,9 @@ impl App {
             settings.login_attempts_per_minute,
             settings.session_ttl_hours,
         )?;
+        let webhooks = Arc::new(crate::webhooks::Webhooks::new(&settings, store.clone()));
         Ok(App {
+            webhooks,
             settings,
             store,
             search,

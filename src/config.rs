@@ -230,6 +230,31 @@ pub const OPTIONS: &[OptionSpec] = &[
         "HMAC-SHA256 secret of the generic webhook format; empty disables /api/v1/webhooks/generic.",
         secret
     ),
+    opt!(
+        "webhook_concurrency",
+        "8",
+        "Outgoing webhook requests in progress at once."
+    ),
+    opt!(
+        "webhook_retry_base_ms",
+        "10000",
+        "First retry delay of a failed webhook delivery; doubles per attempt (with jitter), capped at one hour."
+    ),
+    opt!(
+        "webhook_retry_max_hours",
+        "24",
+        "Give up on a webhook delivery after this many hours."
+    ),
+    opt!(
+        "webhook_disable_after",
+        "20",
+        "Disable a webhook subscription after this many consecutive failed attempts."
+    ),
+    opt!(
+        "webhook_retention_days",
+        "7",
+        "Keep finished webhook deliveries, their attempt log and handled events this many days."
+    ),
 ];
 
 /// Settings of the ESP webhook receiver (`/api/v1/webhooks/{provider}`). A provider whose
@@ -246,6 +271,16 @@ pub struct WebhookSettings {
     /// User name and password.
     pub postmark: Option<(String, Secret)>,
     pub generic_secret: Option<Secret>,
+}
+
+/// Settings of the outgoing webhook dispatcher.
+#[derive(Debug, Clone)]
+pub struct WebhookOutSettings {
+    pub concurrency: usize,
+    pub retry_base_ms: u64,
+    pub retry_max_hours: u64,
+    pub disable_after: u32,
+    pub retention_days: u64,
 }
 
 /// Settings of the feedback loop: soft-bounce rules, the inbound bounce listener and
@@ -342,6 +377,7 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     pub feedback: FeedbackSettings,
     pub webhooks: WebhookSettings,
+    pub webhooks_out: WebhookOutSettings,
     /// Raw values with where each came from, for `config show` and later modules.
     pub raw: BTreeMap<&'static str, (String, Source)>,
     pub warnings: Vec<String>,
@@ -473,6 +509,15 @@ impl Settings {
         let bounce_max_bytes = (num("bounce_max_bytes") as usize).max(1024);
         let bounce_per_minute = (num("bounce_messages_per_minute") as u32).max(1);
         let mailbox_interval_secs = num("bounce_mailbox_interval_secs").max(1);
+        let webhooks_out = WebhookOutSettings {
+            concurrency: (num("webhook_concurrency") as usize).clamp(1, 256),
+            retry_base_ms: num("webhook_retry_base_ms").max(1),
+            retry_max_hours: num("webhook_retry_max_hours").max(1),
+            disable_after: u32::try_from(num("webhook_disable_after"))
+                .unwrap_or(u32::MAX)
+                .max(1),
+            retention_days: num("webhook_retention_days").max(1),
+        };
         let listen = match get("listen").parse::<SocketAddr>() {
             Ok(a) => a,
             Err(_) => {
@@ -666,6 +711,7 @@ impl Settings {
             delivery,
             feedback,
             webhooks,
+            webhooks_out,
             raw,
             warnings,
         };

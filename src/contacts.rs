@@ -3,7 +3,8 @@
 //! Blocking code: callers on the async runtime use `spawn_blocking`.
 
 use crate::model::{
-    Consent, Contact, Id, MailingList, Membership, MembershipStatus, OptIn, normalise_email, now,
+    Consent, Contact, EventType, Id, MailingList, Membership, MembershipStatus, OptIn,
+    normalise_email, now,
 };
 use crate::policy::{Action, Actor, Denied};
 use crate::search::{ParsedQuery, QueryError, SearchError, SearchIndex};
@@ -228,6 +229,44 @@ pub fn add_membership(c: &mut Contact, list_id: Id, status: MembershipStatus) {
     }
 }
 
+/// Records a contact event for integrators in the contact's own transaction.
+pub fn emit_contact(tx: &ContactTx<'_>, kind: EventType, c: &Contact) -> Result<()> {
+    let data = serde_json::json!({ "contact": c });
+    crate::store::events::emit(tx.wtx(), kind, data)?;
+    Ok(())
+}
+
+/// The contact events a bulk writer (CSV import) records: only those an active webhook
+/// subscription wants, checked once per batch, so imports stay fast when nobody listens.
+/// Single creates and updates always record theirs.
+#[derive(Debug, Clone, Copy)]
+pub struct WantedEvents {
+    created: bool,
+    updated: bool,
+}
+
+impl WantedEvents {
+    pub fn of(tx: &ContactTx<'_>) -> Result<WantedEvents> {
+        use crate::store::webhooks::wanted;
+        Ok(WantedEvents {
+            created: wanted(tx.wtx(), EventType::ContactCreated)?,
+            updated: wanted(tx.wtx(), EventType::ContactUpdated)?,
+        })
+    }
+
+    pub fn emit(&self, tx: &ContactTx<'_>, kind: EventType, c: &Contact) -> Result<()> {
+        let want = match kind {
+            EventType::ContactCreated => self.created,
+            EventType::ContactUpdated => self.updated,
+            _ => true,
+        };
+        if want {
+            emit_contact(tx, kind, c)?;
+        }
+        Ok(())
+    }
+}
+
 pub fn empty_contact(email: String) -> Contact {
     let t = now();
     Contact {
@@ -331,7 +370,9 @@ impl Contacts {
             if let Some(lists) = &input.lists {
                 set_memberships(tx, &mut c, lists, MembershipStatus::Confirmed)?;
             }
-            Ok(tx.insert(c)?)
+            let c = tx.insert(c)?;
+            emit_contact(tx, EventType::ContactCreated, &c)?;
+            Ok(c)
         })
     }
 
@@ -356,7 +397,9 @@ impl Contacts {
                 set_memberships(tx, &mut c, lists, MembershipStatus::Confirmed)?;
             }
             c.updated_at = now();
-            Ok(tx.update(c)?)
+            let c = tx.update(c)?;
+            emit_contact(tx, EventType::ContactUpdated, &c)?;
+            Ok(c)
         })
     }
 

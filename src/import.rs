@@ -4,10 +4,10 @@
 //! rows are de-duplicated by email (later rows update earlier ones). Batches are committed in
 //! one store transaction each.
 
-use crate::contacts::{ContactError, Contacts, add_membership, empty_contact};
+use crate::contacts::{ContactError, Contacts, WantedEvents, add_membership, empty_contact};
 use crate::model::{
-    Consent, Id, ImportJob, ImportMode, ImportRowError, MAX_IMPORT_ERRORS, MembershipStatus,
-    normalise_email, now,
+    Consent, EventType, Id, ImportJob, ImportMode, ImportRowError, MAX_IMPORT_ERRORS,
+    MembershipStatus, normalise_email, now,
 };
 use crate::policy::{Action, Actor};
 use std::collections::BTreeMap;
@@ -319,6 +319,7 @@ fn flush(
     let mut updated = 0;
     let mut errors: Vec<(u64, String)> = Vec::new();
     contacts.write(false, |tx| {
+        let events = WantedEvents::of(tx)?;
         // Rows for the same email are applied in file order: later ones update earlier ones.
         for row in rows.iter() {
             let existing = tx.id_by_email(&row.email)?;
@@ -447,11 +448,13 @@ fn flush(
                 add_membership(&mut c, l, MembershipStatus::Confirmed);
             }
             if c.id == 0 {
-                tx.insert(c)?;
+                let c = tx.insert(c)?;
+                events.emit(tx, EventType::ContactCreated, &c)?;
                 created += 1;
             } else {
                 c.updated_at = now();
-                tx.update(c)?;
+                let c = tx.update(c)?;
+                events.emit(tx, EventType::ContactUpdated, &c)?;
                 updated += 1;
             }
         }

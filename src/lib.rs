@@ -25,3 +25,4 @@ pub mod server;
 pub mod store;
 pub mod subscriptions;
 pub mod tls;
+pub mod webhooks;

@@ -683,3 +683,146 @@ pub struct Event {
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
 }
+
+// ---- outgoing webhook subscriptions ----
+
+/// A subscription's signing secret. Stored (the dispatcher signs with it) but never printed:
+/// Debug is redacted and API views leave it out; it is shown once, at creation or rotation.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WebhookSecret(pub String);
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookStatus {
+    Active,
+    Disabled,
+}
+
+/// An integrator's endpoint and the event types it wants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookSubscription {
+    pub id: Id,
+    pub url: String,
+    pub description: String,
+    pub events: Vec<EventType>,
+    pub secret: WebhookSecret,
+    pub status: WebhookStatus,
+    /// Disabled by the dispatcher after too many consecutive failures (not by a person).
+    #[serde(default)]
+    pub auto_disabled: bool,
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_attempt_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_success_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub disabled_at: Option<OffsetDateTime>,
+    /// Events up to this id happened before the subscription existed and are not sent to it.
+    pub after_event: Id,
+    pub created_by: Option<Id>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl WebhookSubscription {
+    /// A new, active subscription (the store assigns `id` and `after_event`).
+    pub fn new(
+        url: String,
+        description: String,
+        events: Vec<EventType>,
+        secret: WebhookSecret,
+        created_by: Option<Id>,
+    ) -> WebhookSubscription {
+        WebhookSubscription {
+            id: 0,
+            url,
+            description,
+            events,
+            secret,
+            status: WebhookStatus::Active,
+            auto_disabled: false,
+            consecutive_failures: 0,
+            last_error: None,
+            last_attempt_at: None,
+            last_success_at: None,
+            disabled_at: None,
+            after_event: 0,
+            created_by,
+            created_at: now(),
+        }
+    }
+
+    pub fn wants(&self, kind: EventType) -> bool {
+        self.status == WebhookStatus::Active && self.events.contains(&kind)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookDeliveryState {
+    /// Waiting for its (next) attempt, or being attempted.
+    Pending,
+    Delivered,
+    /// Gave up: too old.
+    Failed,
+    /// Dropped unsent: the subscription was deleted or disabled.
+    Discarded,
+}
+
+/// One event (or ping) to send to one subscription: the durable outbox entry. The body is
+/// fixed when the entry is created, so every attempt sends the same bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookDelivery {
+    pub id: Id,
+    pub subscription_id: Id,
+    /// `None` for a test ping.
+    pub event_id: Option<Id>,
+    /// The event type, or "ping".
+    pub event_type: String,
+    pub body: String,
+    pub state: WebhookDeliveryState,
+    pub attempts: u32,
+    /// Key of its entry in the due index (unix milliseconds), while pending.
+    pub due_ms: Option<u64>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// One HTTP attempt, for the delivery log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WebhookAttempt {
+    pub id: Id,
+    pub subscription_id: Id,
+    pub delivery_id: Id,
+    pub event_id: Option<Id>,
+    pub event_type: String,
+    /// 1 for the first attempt of a delivery.
+    pub attempt: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub at: OffsetDateTime,
+    pub duration_ms: u64,
+    /// The HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// What went wrong (connection, TLS, timeout, refused target, non-2xx status).
+    pub error: Option<String>,
+    /// The start of the response body (at most 1 KiB).
+    pub response: String,
+    pub ok: bool,
+    /// When the next attempt is due, if one is planned.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>)]
+    pub next_attempt_at: Option<OffsetDateTime>,
+}

@@ -97,6 +97,7 @@ async fn serve(settings: Settings) -> Result<()> {
         }
         None => None,
     };
+    let hooks = tokio::spawn(state.webhooks.clone().run(stop_rx.clone()));
 
     let control = tokio::spawn(crate::control::serve(
         state.clone(),
@@ -120,6 +121,9 @@ async fn serve(settings: Settings) -> Result<()> {
                         .max(time::Duration::days(30));
                     if let Err(e) = s.store.prune_feedback_keys(crate::model::now() - keep) {
                         tracing::warn!(error = %e, "feedback key pruning failed");
+                    }
+                    if let Err(e) = s.webhooks.prune() {
+                        tracing::warn!(error = %e, "webhook outbox prune failed");
                     }
                 })
                 .await;
@@ -145,6 +149,7 @@ async fn serve(settings: Settings) -> Result<()> {
     {
         tracing::warn!("deliveries still in flight at shutdown are requeued at the next start");
     }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(15), hooks).await;
     control.abort();
     housekeeping.abort();
     for task in [bounce_listener, mailbox_poller].into_iter().flatten() {

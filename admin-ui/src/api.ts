@@ -193,6 +193,41 @@ export interface TxAccepted {
   message_id_header: string;
 }
 
+export interface WebhookSubscription {
+  id: number;
+  url: string;
+  description: string;
+  events: string[];
+  status: 'active' | 'disabled';
+  auto_disabled: boolean;
+  consecutive_failures: number;
+  last_error: string | null;
+  last_attempt_at: string | null;
+  last_success_at: string | null;
+  disabled_at: string | null;
+  created_at: string;
+}
+
+export interface NewWebhookSubscription extends WebhookSubscription {
+  /** Shown once. */
+  secret: string;
+}
+
+export interface WebhookAttempt {
+  id: number;
+  delivery_id: number;
+  event_id: number | null;
+  event_type: string;
+  attempt: number;
+  at: string;
+  duration_ms: number;
+  status: number | null;
+  error: string | null;
+  response: string;
+  ok: boolean;
+  next_attempt_at: string | null;
+}
+
 /** Error returned by the API (or synthesised for network failures). */
 export type SuppressionReason = 'hard_bounce' | 'soft_bounces' | 'complaint' | 'unsubscribed' | 'manual';
 export const SUPPRESSION_REASONS: SuppressionReason[] = ['manual', 'hard_bounce', 'soft_bounces', 'complaint', 'unsubscribed'];
@@ -432,6 +467,27 @@ export const api = {
       'GET',
       `/api/v1/contacts/${enc(String(id))}/feedback`,
     ),
+
+  // outgoing webhooks (admins)
+  getWebhooks: () =>
+    request<{ items: WebhookSubscription[]; event_types: string[] }>('GET', '/api/v1/webhook-subscriptions'),
+  createWebhook: (input: { url: string; events: string[]; description: string }) =>
+    request<NewWebhookSubscription>('POST', '/api/v1/webhook-subscriptions', { body: input }),
+  enableWebhook: (id: number) => request<WebhookSubscription>('POST', `/api/v1/webhook-subscriptions/${id}/enable`),
+  disableWebhook: (id: number) =>
+    request<WebhookSubscription>('PATCH', `/api/v1/webhook-subscriptions/${id}`, { body: { enabled: false } }),
+  rotateWebhookSecret: (id: number) =>
+    request<NewWebhookSubscription>('POST', `/api/v1/webhook-subscriptions/${id}/rotate-secret`),
+  testWebhook: (id: number) => request<{ delivery_id: number }>('POST', `/api/v1/webhook-subscriptions/${id}/test`),
+  deleteWebhook: (id: number) => request<void>('DELETE', `/api/v1/webhook-subscriptions/${id}`),
+  getWebhookAttempts: (id: number, cursor?: string) => {
+    const params = new URLSearchParams({ limit: '25' });
+    if (cursor) params.set('cursor', cursor);
+    return request<{ items: WebhookAttempt[]; next_cursor: string | null }>(
+      'GET',
+      `/api/v1/webhook-subscriptions/${id}/deliveries?${params}`,
+    );
+  },
 };
 
 export function toApiError(e: unknown): ApiError {

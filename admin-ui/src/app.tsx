@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, onUnauthorized, setCsrfToken, toApiError, type User } from './api';
+import { api, ApiError, onUnauthorized, setCsrfToken, toApiError, type User, type WebhookSubscription } from './api';
 import { canSeeDeliveries, ErrorBanner, Spinner, Toasts, UserContext } from './components';
 import { href, navigate, useRoute } from './router';
 import { LoginPage } from './pages/login';
@@ -13,6 +13,7 @@ import { DeliveriesPage } from './pages/deliveries';
 import { MessagePage } from './pages/message';
 import { QueuePage } from './pages/queue';
 import { SuppressionsPage } from './pages/suppressions';
+import { WebhooksPage, WebhookWarning } from './pages/webhooks';
 
 type SessionState = { status: 'loading' } | { status: 'anon'; expired: boolean } | { status: 'user'; user: User };
 
@@ -100,8 +101,24 @@ const NAV: { path: string; label: string; show?: (u: User) => boolean; also?: st
   { path: '/queue', label: 'Queue', show: canSeeDeliveries },
   { path: '/suppressions', label: 'Suppressions', show: canSeeDeliveries },
   { path: '/tokens', label: 'API tokens' },
+  { path: '/webhooks', label: 'Webhooks', show: (u) => u.role === 'admin' },
   { path: '/users', label: 'Users', show: (u) => u.role === 'admin' },
 ];
+
+/** For admins: a warning on every page while a webhook subscription is auto-disabled. */
+function useWebhookSubs(user: User, path: string): WebhookSubscription[] {
+  const [subs, setSubs] = useState<WebhookSubscription[]>([]);
+  useEffect(() => {
+    if (user.role !== 'admin') return;
+    api
+      .getWebhooks()
+      .then((r) => setSubs(r.items))
+      .catch(() => {
+        /* the warning is a hint; the Webhooks page reports errors */
+      });
+  }, [user.role, path]);
+  return subs;
+}
 
 function Shell({ user, onLogout }: { user: User; onLogout: () => void }) {
   const route = useRoute();
@@ -130,6 +147,7 @@ function Shell({ user, onLogout }: { user: User; onLogout: () => void }) {
   }, [route.path]);
 
   const section = '/' + (route.path.split('/')[1] ?? '');
+  const hooks = useWebhookSubs(user, route.path);
 
   return (
     <>
@@ -182,6 +200,7 @@ function Shell({ user, onLogout }: { user: User; onLogout: () => void }) {
         </nav>
       </header>
       <main id="main" ref={mainRef} tabIndex={-1} class="main">
+        {section !== '/webhooks' ? <WebhookWarning subs={hooks} link /> : null}
         <Page path={route.path} query={route.query} seq={route.seq} user={user} />
       </main>
     </>
@@ -203,6 +222,9 @@ function Page({ path, query, seq, user }: { path: string; query: URLSearchParams
       return <ListsPage />;
     case 'tokens':
       return <TokensPage />;
+    case 'webhooks':
+      if (user.role !== 'admin') return <NotAllowed message="Only administrators can manage webhooks." />;
+      return <WebhooksPage />;
     case 'users':
       if (user.role !== 'admin') return <NotAllowed message="Only administrators can manage users." />;
       return <UsersPage />;

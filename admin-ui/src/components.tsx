@@ -295,3 +295,80 @@ export function useDebounced<T>(value: T, ms: number): T {
   }, [value, ms]);
   return v;
 }
+
+// ---------------------------------------------------------------- secrets shown once
+
+interface SecretRevealProps {
+  title: string;
+  inputId: string;
+  inputLabel: string;
+  value: string;
+  /** "token", "secret": used in the copy messages. */
+  what: string;
+  onDismiss: () => void;
+  children: ComponentChildren;
+}
+
+/** A panel showing a secret once, with a copy button (focus moves to it when it appears). */
+export function SecretReveal({ title, inputId, inputLabel, value, what, onDismiss, children }: SecretRevealProps) {
+  const [copied, setCopied] = useState(false);
+  const inputRef = useRef<HTMLInputElement>(null);
+  const panelRef = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    panelRef.current?.focus();
+  }, []);
+
+  async function copy() {
+    let ok = false;
+    try {
+      if (navigator.clipboard && window.isSecureContext) {
+        await navigator.clipboard.writeText(value);
+        ok = true;
+      }
+    } catch {
+      ok = false;
+    }
+    if (!ok && inputRef.current) {
+      inputRef.current.select();
+      try {
+        ok = document.execCommand('copy');
+      } catch {
+        ok = false;
+      }
+    }
+    setCopied(ok);
+    if (ok) notify(`${what[0].toUpperCase()}${what.slice(1)} copied to clipboard`);
+    else {
+      inputRef.current?.select();
+      notify(`Copy failed — the ${what} is selected, press Ctrl+C`, 'info');
+    }
+  }
+
+  const titleId = inputId + '-title';
+  return (
+    <div class="card token-reveal" ref={panelRef} tabIndex={-1} role="region" aria-labelledby={titleId}>
+      <h2 id={titleId}>{title}</h2>
+      <p>{children}</p>
+      <div class="copy-row">
+        <label class="sr-only" for={inputId}>
+          {inputLabel}
+        </label>
+        <input
+          ref={inputRef}
+          id={inputId}
+          type="text"
+          readOnly
+          value={value}
+          class="mono"
+          onFocus={(e) => e.currentTarget.select()}
+        />
+        <button type="button" class="btn btn-primary" onClick={copy}>
+          {copied ? 'Copied ✓' : 'Copy'}
+        </button>
+      </div>
+      <button type="button" class="btn btn-small" onClick={onDismiss}>
+        I have stored it — hide
+      </button>
+    </div>
+  );
+}

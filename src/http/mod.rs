@@ -11,6 +11,7 @@ pub mod messages;
 pub mod public;
 pub mod suppressions;
 pub mod webhooks_in;
+pub mod webhooks_out;
 
 use crate::app::App;
 use axum::Router;
@@ -72,6 +73,8 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
         suppressions::list, suppressions::add, suppressions::get, suppressions::remove,
         suppressions::export, suppressions::contact_feedback, suppressions::log,
         webhooks_in::ses, webhooks_in::sendgrid, webhooks_in::mailgun, webhooks_in::postmark, webhooks_in::generic,
+        webhooks_out::list, webhooks_out::create, webhooks_out::get, webhooks_out::update, webhooks_out::delete,
+        webhooks_out::enable, webhooks_out::rotate_secret, webhooks_out::test, webhooks_out::deliveries,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth)
@@ -152,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .route("/contacts/{id}/feedback", g(suppressions::contact_feedback))
         .route("/feedback", g(suppressions::log))
         .nest("/webhooks", webhooks_in::routes(&state))
+        .nest("/webhook-subscriptions", webhooks_out::routes())
         .route("/openapi.json", g(openapi))
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(max_body))

@@ -47,6 +47,10 @@ macro_rules! for_each_table {
         n += $f($src, $dst, suppression::FEEDBACK_SEEN)?;
         n += $f($src, $dst, suppression::FEEDBACK_BY_MESSAGE)?;
         n += $f($src, $dst, events::EVENTS)?;
+        n += $f($src, $dst, webhooks::WEBHOOK_SUBS)?;
+        n += $f($src, $dst, webhooks::WEBHOOK_OUTBOX)?;
+        n += $f($src, $dst, webhooks::WEBHOOK_DUE)?;
+        n += $f($src, $dst, webhooks::WEBHOOK_ATTEMPTS)?;
         n
     }};
 }

@@ -11,10 +11,12 @@ mod imports;
 mod lists;
 mod queue;
 pub mod suppression;
+pub mod webhooks;
 
 pub use contacts::{ContactChange, ContactTx};
 pub use queue::{Claimed, DeliveryFilter, QueueStats, Settlement, SiteStats};
 pub(crate) use queue::{DELIVERIES, DUE, OUT_BODIES, OUT_MESSAGES};
+pub use webhooks::{WebhookClaim, WebhookSettlement};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
@@ -44,7 +46,7 @@ pub(crate) const IMPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("im
 pub const TOMBSTONE: u64 = 1 << 63;
 
 /// Schema version this build writes. Migrations bring older stores forward at start.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 const DB_FILE: &str = "mailstead.redb";
 
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +211,13 @@ impl Store {
                     wtx.open_table(suppression::FEEDBACK_SEEN)?;
                     wtx.open_table(suppression::FEEDBACK_BY_MESSAGE)?;
                     wtx.open_table(events::EVENTS)?;
+                }
+                3 => {
+                    // v4: outgoing webhooks (subscriptions, outbox, due index, attempt log).
+                    wtx.open_table(webhooks::WEBHOOK_SUBS)?;
+                    wtx.open_table(webhooks::WEBHOOK_OUTBOX)?;
+                    wtx.open_table(webhooks::WEBHOOK_DUE)?;
+                    wtx.open_table(webhooks::WEBHOOK_ATTEMPTS)?;
                 }
                 _ => {
                     return Err(StoreError::Invalid(format!(

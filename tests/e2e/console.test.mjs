@@ -611,6 +611,27 @@ function defineSuite() {
     );
 
     await t.test(
+      'creates a webhook subscription, shows its secret once and lists it',
+      step('webhook-created', async () => {
+        const hookUrl = 'https://93.184.216.34/e2e-hook';
+        await page.goto(`${base}/#/webhooks`);
+        await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
+        await page.getByLabel('URL', { exact: true }).fill(hookUrl);
+        await page.getByLabel('lead.converted').check();
+        await page.getByRole('button', { name: 'Create subscription' }).click();
+        const secret = await until('the new webhook secret', async () => {
+          const v = await page.locator('#new-webhook-secret').inputValue({ timeout: 1000 });
+          return v || null;
+        });
+        assert.match(secret, /^whsec_/);
+        await page.locator(`.webhooks-table tr[data-url="${hookUrl}"]`).getByText('active').waitFor();
+        const list = await fetchJson('/api/v1/webhook-subscriptions');
+        assert.equal(list.items.length, 1);
+        assert.ok(!JSON.stringify(list).includes(secret), 'the list never carries the secret');
+      }),
+    );
+
+    await t.test(
       'sends a transactional message through POST /api/v1/tx; the relay hands it to the SMTP sink',
       step('tx-sent', async () => {
         const res = await apiPost(`${base}/api/v1/tx`, apiToken, {

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, toApiError, type ApiError, type ApiToken, type NewToken, type User } from '../api';
 import {
   ConfirmDialog,
@@ -8,6 +8,7 @@ import {
   formatDate,
   notify,
   PageHeader,
+  SecretReveal,
   Spinner,
   useUser,
 } from '../components';
@@ -182,65 +183,17 @@ function CreateToken({ onCreated }: { onCreated: (t: NewToken) => void }) {
 }
 
 function NewTokenPanel({ token, onDismiss }: { token: NewToken; onDismiss: () => void }) {
-  const [copied, setCopied] = useState(false);
-  const inputRef = useRef<HTMLInputElement>(null);
-  const panelRef = useRef<HTMLDivElement>(null);
-  useEffect(() => {
-    panelRef.current?.focus();
-  }, [token.id]);
-
-  async function copy() {
-    let ok = false;
-    try {
-      if (navigator.clipboard && window.isSecureContext) {
-        await navigator.clipboard.writeText(token.token);
-        ok = true;
-      }
-    } catch {
-      ok = false;
-    }
-    if (!ok && inputRef.current) {
-      inputRef.current.select();
-      try {
-        ok = document.execCommand('copy');
-      } catch {
-        ok = false;
-      }
-    }
-    setCopied(ok);
-    if (ok) notify('Token copied to clipboard');
-    else {
-      inputRef.current?.select();
-      notify('Copy failed — the token is selected, press Ctrl+C', 'info');
-    }
-  }
-
   return (
-    <div class="card token-reveal" ref={panelRef} tabIndex={-1} role="region" aria-labelledby="token-reveal-title">
-      <h2 id="token-reveal-title">Token “{token.name}” created</h2>
-      <p>
-        <strong>Copy it now.</strong> This is the only time the token is shown; Mailstead stores only a hash of it.
-      </p>
-      <div class="copy-row">
-        <label class="sr-only" for="new-token-value">
-          New API token
-        </label>
-        <input
-          ref={inputRef}
-          id="new-token-value"
-          type="text"
-          readOnly
-          value={token.token}
-          class="mono"
-          onFocus={(e) => e.currentTarget.select()}
-        />
-        <button type="button" class="btn btn-primary" onClick={copy}>
-          {copied ? 'Copied ✓' : 'Copy'}
-        </button>
-      </div>
-      <button type="button" class="btn btn-small" onClick={onDismiss}>
-        I have stored it — hide
-      </button>
-    </div>
+    <SecretReveal
+      key={token.id}
+      title={`Token “${token.name}” created`}
+      inputId="new-token-value"
+      inputLabel="New API token"
+      value={token.token}
+      what="token"
+      onDismiss={onDismiss}
+    >
+      <strong>Copy it now.</strong> This is the only time the token is shown; Mailstead stores only a hash of it.
+    </SecretReveal>
   );
 }
