@@ -30,6 +30,7 @@ pub struct App {
     pub feedback: Arc<crate::feedback::Feedback>,
     pub subscriptions: Arc<crate::subscriptions::Subscriptions>,
     pub accounts: Accounts,
+    pub audit: Arc<crate::audit::Audit>,
     pub metrics: Arc<Metrics>,
     pub started: std::time::Instant,
 }
@@ -64,7 +65,9 @@ impl App {
             settings.login_attempts_per_minute,
             settings.session_ttl_hours,
         )?;
+        let audit = Arc::new(crate::audit::Audit::new(store.clone())?);
         Ok(App {
+            audit,
             settings,
             store,
             search,

@@ -455,7 +455,7 @@ fn import_contacts(common: &Common, file: &Path, list: Option<&str>, mode: &str)
     });
     bar.finish_and_clear();
     job.finish(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-    app.store.save_import(&job)?;
+    app.audit.save_import(&actor, &job)?;
     result?;
     let secs = started.elapsed().as_secs_f64();
     println!(

@@ -17,7 +17,7 @@ use crate::bounce::{self, FeedbackKind, Reason, RecipientReport};
 use crate::contacts::Contacts;
 use crate::delivery::Verp;
 use crate::model::{
-    EventType, FeedbackAction, FeedbackRecord, FeedbackType, Id, MembershipStatus, Suppression,
+    AuditAction, EventType, FeedbackAction, FeedbackRecord, FeedbackType, Id, MembershipStatus, Suppression,
     SuppressionReason, normalise_email, now,
 };
 use crate::policy::{Action, Actor, Denied};
@@ -620,7 +620,12 @@ impl Feedback {
             created_at: now(),
         };
         self.store.write(|wtx| -> Result<(), StoreError> {
-            suppression::suppress(wtx, &s)?;
+            if suppression::suppress(wtx, &s)? {
+                let reason = serde_json::Value::String(s.reason.as_str().into());
+                crate::audit::Entry::new(actor, AuditAction::Suppress, format!("suppression:{email}"))
+                    .changes(crate::audit::Changes::default().set("reason", serde_json::Value::Null, reason))
+                    .append(wtx)?;
+            }
             Ok(())
         })?;
         Ok(self.store.suppression(&email)?.unwrap_or(s))
@@ -631,7 +636,16 @@ impl Feedback {
         actor.check_suppressions(Action::Delete)?;
         let email = normalise(email)?;
         self.store
-            .write(|wtx| suppression::unsuppress(wtx, &email))?
+            .write(|wtx| {
+                let old = suppression::unsuppress(wtx, &email)?;
+                if let Some(s) = &old {
+                    let reason = serde_json::Value::String(s.reason.as_str().into());
+                    crate::audit::Entry::new(actor, AuditAction::Unsuppress, format!("suppression:{email}"))
+                        .changes(crate::audit::Changes::default().set("reason", reason, serde_json::Value::Null))
+                        .append(wtx)?;
+                }
+                Ok::<_, StoreError>(old)
+            })?
             .ok_or(FeedbackError::NotFound("suppression"))
     }
 

@@ -3,6 +3,7 @@
 //! no business rules (those live in the services and in `policy`).
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod contacts;
 pub mod error;
@@ -70,6 +71,7 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
         messages::send, messages::get, messages::log, messages::queue,
         suppressions::list, suppressions::add, suppressions::get, suppressions::remove,
         suppressions::export, suppressions::contact_feedback, suppressions::log,
+        audit::list, audit::export, audit::verify,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth)
@@ -149,6 +151,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/contacts/{id}/feedback", g(suppressions::contact_feedback))
         .route("/feedback", g(suppressions::log))
+        .route("/audit", g(audit::list))
+        .route("/audit/export", g(audit::export))
+        .route("/audit/verify", g(audit::verify))
         .route("/openapi.json", g(openapi))
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(max_body))

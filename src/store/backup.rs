@@ -47,6 +47,9 @@ macro_rules! for_each_table {
         n += $f($src, $dst, suppression::FEEDBACK_SEEN)?;
         n += $f($src, $dst, suppression::FEEDBACK_BY_MESSAGE)?;
         n += $f($src, $dst, events::EVENTS)?;
+        n += $f($src, $dst, audit::AUDIT)?;
+        n += $f($src, $dst, audit::AUDIT_BY_RECORD)?;
+        n += $f($src, $dst, audit::AUDIT_BY_ACTOR)?;
         n
     }};
 }

@@ -4,6 +4,7 @@
 //! updated in the same transaction as the record they index.
 
 mod accounts;
+pub mod audit;
 mod backup;
 mod contacts;
 pub mod events;
@@ -12,7 +13,13 @@ mod lists;
 mod queue;
 pub mod suppression;
 
+pub use accounts::{
+    create_token_in, create_user_in, delete_session_in, delete_user_in, put_session_in,
+    save_token_in, update_user_in,
+};
 pub use contacts::{ContactChange, ContactTx};
+pub use imports::save_import_in;
+pub use lists::{create_list_in, update_list_in};
 pub use queue::{Claimed, DeliveryFilter, QueueStats, Settlement, SiteStats};
 pub(crate) use queue::{DELIVERIES, DUE, OUT_BODIES, OUT_MESSAGES};
 
@@ -44,7 +51,7 @@ pub(crate) const IMPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("im
 pub const TOMBSTONE: u64 = 1 << 63;
 
 /// Schema version this build writes. Migrations bring older stores forward at start.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 const DB_FILE: &str = "mailstead.redb";
 
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +216,12 @@ impl Store {
                     wtx.open_table(suppression::FEEDBACK_SEEN)?;
                     wtx.open_table(suppression::FEEDBACK_BY_MESSAGE)?;
                     wtx.open_table(events::EVENTS)?;
+                }
+                3 => {
+                    // v4: the hash-chained audit log and its indexes.
+                    wtx.open_table(audit::AUDIT)?;
+                    wtx.open_table(audit::AUDIT_BY_RECORD)?;
+                    wtx.open_table(audit::AUDIT_BY_ACTOR)?;
                 }
                 _ => {
                     return Err(StoreError::Invalid(format!(
