@@ -212,6 +212,20 @@ pub fn redact_in(
     Ok(seqs)
 }
 
+/// The one-line verdict printed by `mailstead audit verify`.
+pub fn describe_report(r: &ChainReport) -> String {
+    match &r.broken {
+        None => format!(
+            "audit chain intact: {} entries (last hash {})",
+            r.entries, r.last_hash
+        ),
+        Some(b) => format!(
+            "audit chain broken at entry {}: {} ({} entries before it verify)",
+            b.seq, b.reason, r.entries
+        ),
+    }
+}
+
 /// Parses the query parameters shared by the API, the export and the command line.
 pub fn filter(
     record: Option<&str>,
@@ -245,7 +259,10 @@ pub fn filter(
         None => None,
         Some(a) if a.parse::<u64>().is_ok() => Some(format!("user:{a}")),
         Some(a @ ("cli" | "system" | "anonymous")) => Some(a.to_string()),
-        Some(a) if a.strip_prefix("user:").is_some_and(|n| n.parse::<u64>().is_ok()) => {
+        Some(a)
+            if a.strip_prefix("user:")
+                .is_some_and(|n| n.parse::<u64>().is_ok()) =>
+        {
             Some(a.to_string())
         }
         Some(a) => {
@@ -475,11 +492,15 @@ impl Audit {
             ImportStatus::Done => "done",
             ImportStatus::Failed => "failed",
         };
-        let list = job.list_id.map(|l| format!(", into list {l}")).unwrap_or_default();
-        let entry = Entry::new(actor, AuditAction::Import, record("import", job.id)).detail(format!(
-            "{status}: {} rows, {} created, {} updated, {} skipped{list}",
-            job.processed, job.created, job.updated, job.skipped
-        ));
+        let list = job
+            .list_id
+            .map(|l| format!(", into list {l}"))
+            .unwrap_or_default();
+        let entry =
+            Entry::new(actor, AuditAction::Import, record("import", job.id)).detail(format!(
+                "{status}: {} rows, {} created, {} updated, {} skipped{list}",
+                job.processed, job.created, job.updated, job.skipped
+            ));
         self.store.write(|wtx| {
             crate::store::save_import_in(wtx, job)?;
             entry.append(wtx)?;
@@ -493,10 +514,9 @@ impl Audit {
     }
 
     /// Compares the effective settings with those recorded last and records what changed
-    /// (at server start). Secret values are compared by a keyed fingerprint and shown only as
-    /// "(secret)".
+    /// (at server start). Secrets are redacted in the settings themselves, so for them only
+    /// "(secret)" (set) or nothing (unset) is compared and recorded.
     pub fn record_settings(&self, settings: &Settings) -> Result<Option<AuditEntry>> {
-        use hmac::Mac;
         let secret_keys: Vec<&str> = crate::config::OPTIONS
             .iter()
             .filter(|o| o.secret)
@@ -507,28 +527,14 @@ impl Audit {
             .iter()
             .map(|(k, (v, _))| {
                 let v = if secret_keys.contains(k) && !v.is_empty() {
-                    let fp = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key)
-                        .map(|mut m| {
-                            m.update(v.as_bytes());
-                            hex::encode(m.finalize().into_bytes())
-                        })
-                        .unwrap_or_default();
-                    format!("secret:{}", &fp[..16.min(fp.len())])
+                    "(secret)".to_string()
                 } else {
                     v.clone()
                 };
                 (k.to_string(), v)
             })
             .collect();
-        let shown = |k: &str, v: Option<&String>| -> Value {
-            match v {
-                None => Value::Null,
-                Some(v) if v.starts_with("secret:") && secret_keys.contains(&k) => {
-                    Value::String("(secret)".into())
-                }
-                Some(v) => Value::String(v.clone()),
-            }
-        };
+        let shown = |v: Option<&String>| v.map_or(Value::Null, |v| Value::String(v.clone()));
         Ok(self.store.write(|wtx| -> Result<_, StoreError> {
             let before = chain::settings_snapshot_in(wtx)?.unwrap_or_default();
             let mut changes = Changes::default();
@@ -537,13 +543,7 @@ impl Audit {
             for k in keys {
                 let (b, a) = (before.get(k), now_map.get(k));
                 if b != a {
-                    let (bv, av) = (shown(k, b), shown(k, a));
-                    let (bv, av) = if bv == av {
-                        (bv, Value::String(SECRET_CHANGED.into()))
-                    } else {
-                        (bv, av)
-                    };
-                    changes = changes.set(k, bv, av);
+                    changes = changes.set(k, shown(b), shown(a));
                 }
             }
             if changes.is_empty() {
@@ -597,7 +597,10 @@ mod tests {
         assert!(filter(Some("42"), None, None).is_err());
         assert!(filter(None, Some("bob"), None).is_err());
         assert!(filter(None, None, Some("yesterday")).is_err());
-        assert_eq!(filter(None, Some("cli"), None).unwrap().actor.as_deref(), Some("cli"));
+        assert_eq!(
+            filter(None, Some("cli"), None).unwrap().actor.as_deref(),
+            Some("cli")
+        );
     }
 
     #[test]
@@ -632,7 +635,10 @@ mod tests {
         // the first export was itself recorded
         assert_eq!(String::from_utf8(out).unwrap().lines().count(), 2);
         for role in [Role::Sales, Role::Marketing, Role::Viewer] {
-            let a = Actor { role, ..admin.clone() };
+            let a = Actor {
+                role,
+                ..admin.clone()
+            };
             assert!(matches!(
                 audit.page(&a, &AuditFilter::default(), None, 10),
                 Err(AuditError::Denied(_))
@@ -642,7 +648,13 @@ mod tests {
             role: Role::Manager,
             ..admin.clone()
         };
-        assert_eq!(audit.page(&m, &AuditFilter::default(), None, 10).unwrap().len(), 3);
+        assert_eq!(
+            audit
+                .page(&m, &AuditFilter::default(), None, 10)
+                .unwrap()
+                .len(),
+            3
+        );
         assert!(audit.verify(&m).is_err());
         assert!(audit.verify(&admin).unwrap().intact());
     }
@@ -659,29 +671,25 @@ mod tests {
                 .collect();
             Settings::load(None, &[], &env).unwrap()
         };
-        let first = audit
-            .record_settings(&load(&[("MAILSTEAD_ADMIN_PASSWORD", "hunter2hunter2")]))
-            .unwrap()
-            .unwrap();
-        assert_eq!(first.changes["admin_password"].after, json!("(secret)"));
+        let first = audit.record_settings(&load(&[])).unwrap().unwrap();
         assert!(
-            audit
-                .record_settings(&load(&[("MAILSTEAD_ADMIN_PASSWORD", "hunter2hunter2")]))
-                .unwrap()
-                .is_none()
+            first.changes.contains_key("listen"),
+            "the first start records all"
         );
+        assert!(audit.record_settings(&load(&[])).unwrap().is_none());
         let e = audit
             .record_settings(&load(&[
-                ("MAILSTEAD_ADMIN_PASSWORD", "another secret"),
+                ("MAILSTEAD_ADMIN_PASSWORD", "hunter2hunter2"),
                 ("MAILSTEAD_SESSION_TTL_HOURS", "4"),
             ]))
             .unwrap()
             .unwrap();
         let names: Vec<&str> = e.changes.keys().map(String::as_str).collect();
         assert_eq!(names, ["admin_password", "session_ttl_hours"]);
-        assert_eq!(e.changes["admin_password"].after, json!(SECRET_CHANGED));
+        assert_eq!(e.changes["admin_password"].after, json!("(secret)"));
+        assert_eq!(e.changes["session_ttl_hours"].before, json!("12"));
         assert_eq!(e.changes["session_ttl_hours"].after, json!("4"));
         let text = serde_json::to_string(&e).unwrap();
-        assert!(!text.contains("hunter2") && !text.contains("another secret"));
+        assert!(!text.contains("hunter2"));
     }
 }

@@ -12,7 +12,9 @@
 use super::{META, Result, Store, StoreError, decode, encode};
 use crate::model::{AuditAction, AuditEntry, FieldChange};
 use hmac::{Hmac, Mac};
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{
+    ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -144,8 +146,7 @@ pub fn append(wtx: &WriteTransaction, mut e: AuditEntry) -> Result<AuditEntry> {
     e.prev_hash = prev;
     e.changes_digest = changes_digest(&e.changes);
     e.hash = entry_hash(&e);
-    wtx.open_table(AUDIT)?
-        .insert(seq, encode(&e).as_slice())?;
+    wtx.open_table(AUDIT)?.insert(seq, encode(&e).as_slice())?;
     wtx.open_table(AUDIT_BY_RECORD)?
         .insert((e.record.as_str(), seq), ())?;
     wtx.open_table(AUDIT_BY_ACTOR)?
@@ -507,7 +508,8 @@ mod tests {
         let wtx = store.db.begin_write().unwrap();
         {
             let mut t = wtx.open_table(AUDIT).unwrap();
-            let mut v: Value = serde_json::from_slice(t.get(seq).unwrap().unwrap().value()).unwrap();
+            let mut v: Value =
+                serde_json::from_slice(t.get(seq).unwrap().unwrap().value()).unwrap();
             f(&mut v);
             t.insert(seq, serde_json::to_vec(&v).unwrap().as_slice())
                 .unwrap();
@@ -543,7 +545,9 @@ mod tests {
         assert!(r.intact(), "{r:?}");
         assert_eq!(r.entries, 5);
 
-        rewrite(&store, 3, |v| v["changes"]["company"]["after"] = "Initech".into());
+        rewrite(&store, 3, |v| {
+            v["changes"]["company"]["after"] = "Initech".into()
+        });
         let r = store.audit_verify().unwrap();
         let b = r.broken.unwrap();
         assert_eq!(b.seq, 3);
@@ -587,19 +591,21 @@ mod tests {
                 )?;
                 append(
                     wtx,
-                    entry("contact:43", &[("email", Value::Null, "bob@example.com".into())]),
+                    entry(
+                        "contact:43",
+                        &[("email", Value::Null, "bob@example.com".into())],
+                    ),
                 )?;
                 append(
                     wtx,
-                    entry(
-                        "contact:42",
-                        &[("phone", "123".into(), "456".into())],
-                    ),
+                    entry("contact:42", &[("phone", "123".into(), "456".into())]),
                 )
             })
             .unwrap();
         // redacting without recording it is tampering
-        let seqs = store.write(|wtx| redact_in(wtx, "contact:42", &key)).unwrap();
+        let seqs = store
+            .write(|wtx| redact_in(wtx, "contact:42", &key))
+            .unwrap();
         assert_eq!(seqs, vec![1, 3]);
         let r = store.audit_verify().unwrap();
         assert_eq!(r.broken.unwrap().seq, 1);
@@ -633,10 +639,24 @@ mod tests {
             .unwrap();
         let text = serde_json::to_string(&all).unwrap();
         assert!(!text.contains("ann@example.com") && !text.contains("456"));
-        assert!(text.contains("bob@example.com"), "other records are untouched");
-        assert!(all[0].changes["email"].after.as_str().unwrap().starts_with("hmac:"));
+        assert!(
+            text.contains("bob@example.com"),
+            "other records are untouched"
+        );
+        assert!(
+            all[0].changes["email"]
+                .after
+                .as_str()
+                .unwrap()
+                .starts_with("hmac:")
+        );
         // redacting again changes nothing; a redacted entry's digest is still guarded
-        assert!(store.write(|wtx| redact_in(wtx, "contact:42", &key)).unwrap().is_empty());
+        assert!(
+            store
+                .write(|wtx| redact_in(wtx, "contact:42", &key))
+                .unwrap()
+                .is_empty()
+        );
         rewrite(&store, 1, |v| v["changes"]["email"]["digest"] = "00".into());
         assert_eq!(store.audit_verify().unwrap().broken.unwrap().seq, 1);
     }
