@@ -13,6 +13,7 @@ import { DeliveriesPage } from './pages/deliveries';
 import { MessagePage } from './pages/message';
 import { QueuePage } from './pages/queue';
 import { SuppressionsPage } from './pages/suppressions';
+import { AuditPage, canReadAudit } from './pages/audit';
 
 type SessionState = { status: 'loading' } | { status: 'anon'; expired: boolean } | { status: 'user'; user: User };
 
@@ -101,6 +102,7 @@ const NAV: { path: string; label: string; show?: (u: User) => boolean; also?: st
   { path: '/suppressions', label: 'Suppressions', show: canSeeDeliveries },
   { path: '/tokens', label: 'API tokens' },
   { path: '/users', label: 'Users', show: (u) => u.role === 'admin' },
+  { path: '/audit', label: 'Audit', show: canReadAudit },
 ];
 
 function Shell({ user, onLogout }: { user: User; onLogout: () => void }) {
@@ -218,6 +220,9 @@ function Page({ path, query, seq, user }: { path: string; query: URLSearchParams
     case 'suppressions':
       if (!canSeeDeliveries(user)) return <NotAllowed message="Your role cannot see the suppression list." />;
       return <SuppressionsPage />;
+    case 'audit':
+      if (!canReadAudit(user)) return <NotAllowed message="Only administrators and managers can read the audit trail." />;
+      return <AuditPage key={seq} query={query} />;
     default:
       return <NotFound />;
   }
