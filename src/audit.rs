@@ -11,7 +11,9 @@
 //! `redact` entry, leaving the chain verifiable.
 
 use crate::config::Settings;
-use crate::model::{AuditAction, AuditEntry, FieldChange, ImportJob, ImportStatus, now};
+use crate::model::{
+    AuditAction, AuditEntry, FieldChange, ImportJob, ImportStatus, Suppression, now,
+};
 use crate::policy::{Actor, Denied};
 use crate::store::audit::{self as chain, AuditFilter, ChainReport};
 use crate::store::{Store, StoreError};
@@ -191,6 +193,24 @@ impl Entry {
     pub fn append(self, wtx: &WriteTransaction) -> Result<AuditEntry, StoreError> {
         chain::append(wtx, self.0)
     }
+}
+
+/// Records an address put on (`added`) or taken off the suppression list by a person.
+pub fn suppression_changed(
+    wtx: &WriteTransaction,
+    actor: &Actor,
+    s: &Suppression,
+    added: bool,
+) -> Result<AuditEntry, StoreError> {
+    let reason = Value::String(s.reason.as_str().into());
+    let (action, before, after) = if added {
+        (AuditAction::Suppress, Value::Null, reason)
+    } else {
+        (AuditAction::Unsuppress, reason, Value::Null)
+    };
+    Entry::new(actor, action, record("suppression", &s.email))
+        .changes(Changes::default().set("reason", before, after))
+        .append(wtx)
 }
 
 /// Replaces the personal data in the entries about `record` by keyed hashes and records a
@@ -534,7 +554,11 @@ impl Audit {
                 (k.to_string(), v)
             })
             .collect();
-        let shown = |v: Option<&String>| v.map_or(Value::Null, |v| Value::String(v.clone()));
+        // an unset setting and an empty one are the same; both show as null
+        let shown = |v: Option<&String>| match v {
+            Some(v) if !v.is_empty() => Value::String(v.clone()),
+            _ => Value::Null,
+        };
         Ok(self.store.write(|wtx| -> Result<_, StoreError> {
             let before = chain::settings_snapshot_in(wtx)?.unwrap_or_default();
             let mut changes = Changes::default();
@@ -542,8 +566,9 @@ impl Audit {
                 before.keys().chain(now_map.keys()).collect();
             for k in keys {
                 let (b, a) = (before.get(k), now_map.get(k));
+                let (b, a) = (shown(b), shown(a));
                 if b != a {
-                    changes = changes.set(k, shown(b), shown(a));
+                    changes = changes.set(k, b, a);
                 }
             }
             if changes.is_empty() {

@@ -17,8 +17,8 @@ use crate::bounce::{self, FeedbackKind, Reason, RecipientReport};
 use crate::contacts::Contacts;
 use crate::delivery::Verp;
 use crate::model::{
-    AuditAction, EventType, FeedbackAction, FeedbackRecord, FeedbackType, Id, MembershipStatus,
-    Suppression, SuppressionReason, normalise_email, now,
+    EventType, FeedbackAction, FeedbackRecord, FeedbackType, Id, MembershipStatus, Suppression,
+    SuppressionReason, normalise_email, now,
 };
 use crate::policy::{Action, Actor, Denied};
 use crate::store::{self, Store, StoreError, suppression};
@@ -621,18 +621,7 @@ impl Feedback {
         };
         self.store.write(|wtx| -> Result<(), StoreError> {
             if suppression::suppress(wtx, &s)? {
-                let reason = serde_json::Value::String(s.reason.as_str().into());
-                crate::audit::Entry::new(
-                    actor,
-                    AuditAction::Suppress,
-                    format!("suppression:{email}"),
-                )
-                .changes(crate::audit::Changes::default().set(
-                    "reason",
-                    serde_json::Value::Null,
-                    reason,
-                ))
-                .append(wtx)?;
+                crate::audit::suppression_changed(wtx, actor, &s, true)?;
             }
             Ok(())
         })?;
@@ -647,18 +636,7 @@ impl Feedback {
             .write(|wtx| {
                 let old = suppression::unsuppress(wtx, &email)?;
                 if let Some(s) = &old {
-                    let reason = serde_json::Value::String(s.reason.as_str().into());
-                    crate::audit::Entry::new(
-                        actor,
-                        AuditAction::Unsuppress,
-                        format!("suppression:{email}"),
-                    )
-                    .changes(crate::audit::Changes::default().set(
-                        "reason",
-                        reason,
-                        serde_json::Value::Null,
-                    ))
-                    .append(wtx)?;
+                    crate::audit::suppression_changed(wtx, actor, s, false)?;
                 }
                 Ok::<_, StoreError>(old)
             })?

@@ -581,7 +581,6 @@ function defineSuite() {
         await row.first().waitFor();
         const text = await row.first().innerText();
         assert.ok(text.includes('Analytical Engines') && text.includes('company'), text);
-        await screenshot('audit');
       }),
     );
 

@@ -12,6 +12,7 @@ import {
 } from '../api';
 import { ctl, ErrorBanner, Field, formatTime, PageHeader, Spinner, useDebounced, useUser } from '../components';
 import { href, replaceQuery } from '../router';
+import { toLocalInput, toRfc3339 } from './deliveries';
 
 const PAGE_SIZE = 50;
 
@@ -113,20 +114,6 @@ export function AuditTable({ items, showRecord = true }: { items: AuditEntry[]; 
       </tbody>
     </table>
   );
-}
-
-/** RFC 3339 → the local "YYYY-MM-DDTHH:MM" of a datetime-local input. */
-function toLocalInput(rfc: string): string {
-  const d = new Date(rfc);
-  if (Number.isNaN(d.getTime())) return '';
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
-}
-
-function toRfc3339(local: string): string {
-  if (!local) return '';
-  const d = new Date(local);
-  return Number.isNaN(d.getTime()) ? local : d.toISOString().replace(/\.000Z$/, 'Z');
 }
 
 /** The audit trail: filter by record, actor and time; export; verify the chain (admins). */
