@@ -143,6 +143,17 @@ pub fn actor_ref(actor: &Actor) -> (String, Option<String>) {
     }
 }
 
+/// The person a message was sent to, acting through an unsubscribe or preference link
+/// (named "recipient" in entries; the role is never used for access).
+pub fn recipient(ip: Option<String>) -> Actor {
+    Actor {
+        user_id: 0,
+        email: "recipient".into(),
+        role: crate::model::Role::Viewer,
+        ip,
+    }
+}
+
 /// The record id of a contact, list, user, token, import or suppression.
 pub fn record(kind: &str, id: impl std::fmt::Display) -> String {
     format!("{kind}:{id}")
@@ -278,7 +289,7 @@ pub fn filter(
     let actor = match non_empty(actor) {
         None => None,
         Some(a) if a.parse::<u64>().is_ok() => Some(format!("user:{a}")),
-        Some(a @ ("cli" | "system" | "anonymous")) => Some(a.to_string()),
+        Some(a @ ("cli" | "system" | "anonymous" | "recipient")) => Some(a.to_string()),
         Some(a)
             if a.strip_prefix("user:")
                 .is_some_and(|n| n.parse::<u64>().is_ok()) =>
@@ -289,7 +300,7 @@ pub fn filter(
             return Err(AuditError::Invalid {
                 field: "actor",
                 message: format!(
-                    "actor '{}' is not a user id, cli, system or anonymous",
+                    "actor '{}' is not a user id, cli, system, anonymous or recipient",
                     a.escape_default()
                 ),
             });
