@@ -696,6 +696,53 @@ mod tests {
     }
 
     #[test]
+    fn redacting_a_record_keeps_the_chain_and_records_the_redaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let audit = Audit::new(store.clone()).unwrap();
+        let admin = Actor {
+            user_id: 1,
+            email: "boss@example.test".into(),
+            role: Role::Admin,
+            ip: None,
+        };
+        let contact = json!({"email": "ann@example.com", "phone": "+44 1"});
+        for (rec, c) in [
+            ("contact:5", &contact),
+            ("contact:6", &json!({"email": "bob@example.com"})),
+        ] {
+            audit
+                .record(
+                    Entry::new(&admin, AuditAction::Create, rec)
+                        .changes(Changes::between(None, Some(c))),
+                )
+                .unwrap();
+        }
+        let viewer = Actor {
+            role: Role::Manager,
+            ..admin.clone()
+        };
+        assert!(
+            audit.redact_record(&viewer, "contact:5").is_err(),
+            "admins only"
+        );
+        assert_eq!(audit.redact_record(&admin, "contact:5").unwrap(), vec![1]);
+        let report = audit.verify(&admin).unwrap();
+        assert!(report.intact(), "{report:?}");
+        assert_eq!(report.entries, 3);
+        let f = filter(Some("contact:5"), None, None).unwrap();
+        let items = audit.page(&admin, &f, None, 10).unwrap();
+        assert_eq!(items[0].action, AuditAction::Redact);
+        assert_eq!(items[0].changes["entries"].after, json!([1]));
+        let text = serde_json::to_string(&items).unwrap();
+        assert!(
+            !text.contains("ann@example.com") && !text.contains("+44 1"),
+            "{text}"
+        );
+        assert!(items[1].changes["email"].redacted);
+    }
+
+    #[test]
     fn settings_changes_are_recorded_once_without_secret_values() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());

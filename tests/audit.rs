@@ -269,6 +269,16 @@ fn only_admins_and_managers_read_the_log() {
     assert_eq!(as_user(&manager, "/api/v1/audit").status(), 200);
     assert_eq!(as_user(&manager, "/api/v1/audit/export").status(), 200);
     assert_eq!(as_user(&manager, "/api/v1/audit/verify").status(), 403);
+
+    let doc = s.get_json("/api/v1/openapi.json");
+    for p in [
+        "/api/v1/audit",
+        "/api/v1/audit/export",
+        "/api/v1/audit/verify",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "openapi lacks {p}");
+    }
+    assert!(doc["components"]["schemas"].get("AuditEntry").is_some());
 }
 
 #[test]
