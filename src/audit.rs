@@ -639,17 +639,22 @@ mod tests {
         );
     }
 
-    #[test]
-    fn exports_and_reads_are_for_admins_and_managers() {
-        let dir = tempfile::tempdir().unwrap();
+    /// The audit service over a fresh store, and an admin (from 192.0.2.1).
+    fn service(dir: &tempfile::TempDir) -> (Audit, Actor) {
         let store = Arc::new(Store::open(dir.path()).unwrap());
-        let audit = Audit::new(store.clone()).unwrap();
         let admin = Actor {
             user_id: 1,
             email: "boss@example.test".into(),
             role: Role::Admin,
             ip: Some("192.0.2.1".into()),
         };
+        (Audit::new(store).unwrap(), admin)
+    }
+
+    #[test]
+    fn exports_and_reads_are_for_admins_and_managers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (audit, admin) = service(&dir);
         audit
             .record(
                 Entry::new(&admin, AuditAction::Update, "contact:7")
@@ -698,14 +703,7 @@ mod tests {
     #[test]
     fn redacting_a_record_keeps_the_chain_and_records_the_redaction() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        let audit = Audit::new(store.clone()).unwrap();
-        let admin = Actor {
-            user_id: 1,
-            email: "boss@example.test".into(),
-            role: Role::Admin,
-            ip: None,
-        };
+        let (audit, admin) = service(&dir);
         let contact = json!({"email": "ann@example.com", "phone": "+44 1"});
         for (rec, c) in [
             ("contact:5", &contact),
