@@ -376,8 +376,8 @@ impl Audit {
 
     /// Appends one entry in a transaction of its own (for events that change nothing else:
     /// exports, failed logins).
-    pub fn record(&self, entry: Entry) -> Result<AuditEntry> {
-        Ok(self.store.write(|wtx| entry.append(wtx))?)
+    pub fn record(&self, entry: Entry) -> Result<AuditEntry, StoreError> {
+        self.store.write(|wtx| entry.append(wtx))
     }
 
     /// A page of entries, newest first, below the seq `before`.

@@ -175,19 +175,14 @@ pub async fn export(
         }
         // exporting personal data is audited (the filter text may itself be personal data)
         let scope = if q.is_empty() { "all" } else { "filtered" };
-        app.audit
-            .record(
-                crate::audit::Entry::new(
-                    &actor,
-                    crate::model::AuditAction::Export,
-                    "suppressions:list",
-                )
-                .detail(format!("{rows} addresses as csv ({scope})")),
+        app.audit.record(
+            crate::audit::Entry::new(
+                &actor,
+                crate::model::AuditAction::Export,
+                "suppressions:list",
             )
-            .map_err(|e| match e {
-                crate::audit::AuditError::Store(s) => FeedbackError::Store(s),
-                other => FeedbackError::Store(crate::store::StoreError::Invalid(other.to_string())),
-            })?;
+            .detail(format!("{rows} addresses as csv ({scope})")),
+        )?;
         Ok::<_, FeedbackError>(w.into_inner().unwrap_or_default())
     })
     .await?;
