@@ -2,9 +2,10 @@
 //! throttling. Secrets (passwords, tokens, session ids) are never stored or logged in clear:
 //! the store keeps argon2id hashes of passwords and SHA-256 hashes of random tokens.
 
-use crate::model::{ApiToken, Id, Role, Session, User, normalise_email, now};
+use crate::audit::{Changes, Entry, record};
+use crate::model::{ApiToken, AuditAction, Id, Role, Session, User, normalise_email, now};
 use crate::policy::{Action, Actor, Denied};
-use crate::store::{Store, StoreError};
+use crate::store::{self, Store, StoreError};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
@@ -108,6 +109,7 @@ fn actor_of(u: &User) -> Actor {
         user_id: u.id,
         email: u.email.clone(),
         role: u.role,
+        ip: None,
     }
 }
 
@@ -143,8 +145,19 @@ impl Accounts {
         &self.store
     }
 
-    /// Creates a user (CLI and admin API).
+    /// Creates a user from the command line.
     pub fn create_user(&self, email: &str, role: Role, password: &str) -> Result<User> {
+        self.create_user_by(&Actor::system(), email, role, password)
+    }
+
+    /// Creates a user; the audit trail names `actor` as its creator.
+    pub fn create_user_by(
+        &self,
+        actor: &Actor,
+        email: &str,
+        role: Role,
+        password: &str,
+    ) -> Result<User> {
         let email = normalise_email(email).map_err(|m| AccountError::Invalid {
             field: "email",
             message: m,
@@ -157,7 +170,13 @@ impl Accounts {
             password_hash: hash_password(password)?,
             created_at: now(),
         };
-        Ok(self.store.create_user(user)?)
+        Ok(self.store.write(|wtx| -> Result<User, StoreError> {
+            let u = store::create_user_in(wtx, user)?;
+            Entry::new(actor, AuditAction::Create, record("user", u.id))
+                .changes(Changes::of(None, Some(&u)))
+                .append(wtx)?;
+            Ok(u)
+        })?)
     }
 
     /// Checks a login, rate-limited per client address and per account. Returns the user, the
@@ -177,7 +196,15 @@ impl Accounts {
                 false
             }
         };
+        let rec = user
+            .as_ref()
+            .map_or_else(|| "user:unknown".to_string(), |u| record("user", u.id));
         let Some(user) = user.filter(|_| ok) else {
+            let entry = Entry::anonymous(Some(ip), AuditAction::LoginFailed, rec)
+                .detail("wrong email or password");
+            if let Err(e) = self.store.write(|wtx| entry.append(wtx)) {
+                tracing::error!(error = %e, "could not record a failed login in the audit trail");
+            }
             return Err(AccountError::InvalidCredentials);
         };
         let secret = random_secret("");
@@ -188,7 +215,13 @@ impl Accounts {
             created_at: t,
             expires_at: t + self.session_ttl,
         };
-        self.store.put_session(&secret_hash(&secret), &session)?;
+        let mut actor = actor_of(&user);
+        actor.ip = Some(ip.to_string());
+        self.store.write(|wtx| -> Result<(), StoreError> {
+            store::put_session_in(wtx, &secret_hash(&secret), &session)?;
+            Entry::new(&actor, AuditAction::Login, record("user", user.id)).append(wtx)?;
+            Ok(())
+        })?;
         Ok((user, secret, session))
     }
 
@@ -209,8 +242,13 @@ impl Accounts {
         Ok((actor_of(&user), session))
     }
 
-    pub fn logout(&self, secret: &str) -> Result<()> {
-        Ok(self.store.delete_session(&secret_hash(secret))?)
+    pub fn logout(&self, actor: &Actor, secret: &str) -> Result<()> {
+        Ok(self.store.write(|wtx| -> Result<(), StoreError> {
+            if let Some(s) = store::delete_session_in(wtx, &secret_hash(secret))? {
+                Entry::new(actor, AuditAction::Logout, record("user", s.user_id)).append(wtx)?;
+            }
+            Ok(())
+        })?)
     }
 
     /// Resolves a bearer token to its user. Revoked and unknown tokens are rejected alike.
@@ -258,7 +296,7 @@ impl Accounts {
             .user(user_id)?
             .ok_or(AccountError::NotFound("user"))?;
         let secret = random_secret("ms_");
-        let token = self.store.create_token(ApiToken {
+        let token = ApiToken {
             id: 0,
             user_id,
             name: name.to_string(),
@@ -266,6 +304,13 @@ impl Accounts {
             created_at: now(),
             last_used_at: None,
             revoked: false,
+        };
+        let token = self.store.write(|wtx| -> Result<ApiToken, StoreError> {
+            let t = store::create_token_in(wtx, token)?;
+            Entry::new(actor, AuditAction::TokenCreate, record("token", t.id))
+                .changes(Changes::of(None, Some(&t)))
+                .append(wtx)?;
+            Ok(t)
         })?;
         Ok((token, secret))
     }
@@ -287,8 +332,15 @@ impl Accounts {
         actor
             .check_token(&t, Action::Delete)
             .map_err(|_| AccountError::NotFound("token"))?;
+        let before = t.clone();
         t.revoked = true;
-        Ok(self.store.save_token(&t)?)
+        Ok(self.store.write(|wtx| -> Result<(), StoreError> {
+            store::save_token_in(wtx, &t)?;
+            Entry::new(actor, AuditAction::TokenRevoke, record("token", t.id))
+                .changes(Changes::of(Some(&before), Some(&t)))
+                .append(wtx)?;
+            Ok(())
+        })?)
     }
 
     pub fn users(&self, actor: &Actor) -> Result<Vec<User>> {
@@ -304,7 +356,7 @@ impl Accounts {
         password: &str,
     ) -> Result<User> {
         actor.check_users(Action::Create)?;
-        self.create_user(email, role, password)
+        self.create_user_by(actor, email, role, password)
     }
 
     pub fn update_user(
@@ -316,6 +368,7 @@ impl Accounts {
     ) -> Result<User> {
         actor.check_users(Action::Update)?;
         let mut u = self.store.user(id)?.ok_or(AccountError::NotFound("user"))?;
+        let before = u.clone();
         if let Some(r) = role {
             if u.role == Role::Admin && r != Role::Admin && self.admin_count()? <= 1 {
                 return Err(AccountError::Invalid {
@@ -329,7 +382,23 @@ impl Accounts {
             check_password_strength(p)?;
             u.password_hash = hash_password(p)?;
         }
-        self.store.update_user(&u)?;
+        // A role change is a permission change; a new password is recorded without a value.
+        let action = if before.role != u.role {
+            AuditAction::Permission
+        } else {
+            AuditAction::Update
+        };
+        let mut changes = Changes::of(Some(&before), Some(&u));
+        if password.is_some() {
+            changes = changes.secret_changed("password");
+        }
+        self.store.write(|wtx| -> Result<(), StoreError> {
+            store::update_user_in(wtx, &u)?;
+            Entry::new(actor, action, record("user", id))
+                .changes(changes)
+                .append(wtx)?;
+            Ok(())
+        })?;
         Ok(u)
     }
 
@@ -342,7 +411,14 @@ impl Accounts {
                 message: "this is the last admin and cannot be deleted".into(),
             });
         }
-        self.store.delete_user(id)?;
+        self.store.write(|wtx| -> Result<(), StoreError> {
+            if let Some(old) = store::delete_user_in(wtx, id)? {
+                Entry::new(actor, AuditAction::Delete, record("user", id))
+                    .changes(Changes::of(Some(&old), None))
+                    .append(wtx)?;
+            }
+            Ok(())
+        })?;
         Ok(())
     }
 

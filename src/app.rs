@@ -31,6 +31,7 @@ pub struct App {
     pub subscriptions: Arc<crate::subscriptions::Subscriptions>,
     pub accounts: Accounts,
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    pub audit: Arc<crate::audit::Audit>,
     pub metrics: Arc<Metrics>,
     pub started: std::time::Instant,
 }
@@ -66,8 +67,10 @@ impl App {
             settings.session_ttl_hours,
         )?;
         let webhooks = Arc::new(crate::webhooks::Webhooks::new(&settings, store.clone()));
+        let audit = Arc::new(crate::audit::Audit::new(store.clone())?);
         Ok(App {
             webhooks,
+            audit,
             settings,
             store,
             search,

@@ -69,6 +69,9 @@ pub enum Command {
     /// Bounce and complaint messages.
     #[command(subcommand)]
     Bounce(BounceCmd),
+    /// The audit trail: verify its hash chain, export it (works while the server runs).
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// DKIM signing keys.
     #[command(subcommand)]
     Dkim(DkimCmd),
@@ -91,6 +94,26 @@ pub enum DkimCmd {
         selector: String,
         #[arg(long, default_value = "rsa", value_parser = ["rsa", "ed25519"])]
         algorithm: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Check every entry's hashes and links; exit 1 naming the first entry that fails.
+    Verify,
+    /// Print the entries (oldest first) as JSON lines or CSV; redirect to a file.
+    Export {
+        /// Only entries at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only entries about this record (kind:id, e.g. contact:42).
+        #[arg(long)]
+        record: Option<String>,
+        /// Only entries by this user id (or cli, system, anonymous).
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "csv"])]
+        format: String,
     },
 }
 
@@ -251,6 +274,7 @@ pub fn run(cli: Cli) -> Result<()> {
             import_contacts(&cli.common, &file, list.as_deref(), &mode)
         }
         Command::Backup { file } => backup(&cli.common, &file),
+        Command::Audit(cmd) => audit(&cli.common, cmd),
         Command::Restore { file } => {
             let settings = load_settings(&cli.common, &[])?;
             let rows = crate::store::Store::restore_from(&settings.data_dir, &file)?;
@@ -455,7 +479,7 @@ fn import_contacts(common: &Common, file: &Path, list: Option<&str>, mode: &str)
     });
     bar.finish_and_clear();
     job.finish(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-    app.store.save_import(&job)?;
+    app.audit.save_import(&actor, &job)?;
     result?;
     let secs = started.elapsed().as_secs_f64();
     println!(
@@ -525,6 +549,77 @@ fn backup(common: &Common, file: &Path) -> Result<()> {
         Err(e) => return Err(e.into()),
     }
     Ok(())
+}
+
+/// `mailstead audit …`: on the store directly, or through a running server's control socket.
+fn audit(common: &Common, cmd: AuditCmd) -> Result<()> {
+    let settings = load_settings(common, &[])?;
+    let store = match crate::store::Store::open(&settings.data_dir) {
+        Ok(store) => Some(std::sync::Arc::new(store)),
+        Err(crate::store::StoreError::Locked(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let via_server =
+        |req: crate::control::Request| crate::control::request(&settings.data_dir, &req);
+    match cmd {
+        AuditCmd::Verify => {
+            let verdict = match store {
+                Some(store) => {
+                    let report = crate::audit::Audit::new(store)?.verify(&Actor::system())?;
+                    (report.intact(), crate::audit::describe_report(&report))
+                }
+                None => match via_server(crate::control::Request::AuditVerify) {
+                    Ok(reply) => (true, reply.message),
+                    Err(crate::control::ControlError::Remote(m)) => (false, m),
+                    Err(e) => return Err(e.into()),
+                },
+            };
+            match verdict {
+                (true, m) => {
+                    println!("{m}");
+                    Ok(())
+                }
+                (false, m) => bail!("{m}"),
+            }
+        }
+        AuditCmd::Export {
+            since,
+            record,
+            actor,
+            format,
+        } => {
+            use std::io::Write;
+            match store {
+                Some(store) => {
+                    let f = crate::audit::filter(
+                        record.as_deref(),
+                        actor.as_deref(),
+                        since.as_deref(),
+                    )?;
+                    let stdout = std::io::stdout();
+                    let mut out = std::io::BufWriter::new(stdout.lock());
+                    let n = crate::audit::Audit::new(store)?.export(
+                        &Actor::system(),
+                        &f,
+                        format.parse()?,
+                        &mut out,
+                    )?;
+                    out.flush()?;
+                    eprintln!("exported {n} audit entries");
+                }
+                None => {
+                    let reply = via_server(crate::control::Request::AuditExport {
+                        record,
+                        actor,
+                        since,
+                        format: Some(format),
+                    })?;
+                    std::io::stdout().write_all(reply.message.as_bytes())?;
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 fn healthcheck(listen: SocketAddr) -> Result<()> {

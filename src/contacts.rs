@@ -2,8 +2,9 @@
 //! [`crate::policy`]), writes to the store with the search index kept in step, and search.
 //! Blocking code: callers on the async runtime use `spawn_blocking`.
 
+use crate::audit::{Changes, Entry, record};
 use crate::model::{
-    Consent, Contact, EventType, Id, MailingList, Membership, MembershipStatus, OptIn,
+    AuditAction, Consent, Contact, EventType, Id, MailingList, Membership, MembershipStatus, OptIn,
     normalise_email, now,
 };
 use crate::policy::{Action, Actor, Denied};
@@ -372,6 +373,9 @@ impl Contacts {
             }
             let c = tx.insert(c)?;
             emit_contact(tx, EventType::ContactCreated, &c)?;
+            Entry::new(actor, AuditAction::Create, record("contact", c.id))
+                .changes(Changes::of(None, Some(&c)))
+                .append(tx.wtx())?;
             Ok(c)
         })
     }
@@ -392,6 +396,7 @@ impl Contacts {
         self.write(true, |tx| {
             let mut c = tx.get(id)?.ok_or(ContactError::NotFound("contact"))?;
             actor.check_contact(&c, Action::Update).map_err(hide)?;
+            let before = c.clone();
             input.apply_to(&mut c)?;
             if let Some(lists) = &input.lists {
                 set_memberships(tx, &mut c, lists, MembershipStatus::Confirmed)?;
@@ -399,6 +404,12 @@ impl Contacts {
             c.updated_at = now();
             let c = tx.update(c)?;
             emit_contact(tx, EventType::ContactUpdated, &c)?;
+            let changes = Changes::of(Some(&before), Some(&c));
+            if !changes.is_empty() {
+                Entry::new(actor, AuditAction::Update, record("contact", id))
+                    .changes(changes)
+                    .append(tx.wtx())?;
+            }
             Ok(c)
         })
     }
@@ -408,6 +419,9 @@ impl Contacts {
             let c = tx.get(id)?.ok_or(ContactError::NotFound("contact"))?;
             actor.check_contact(&c, Action::Delete).map_err(hide)?;
             tx.delete(id)?;
+            Entry::new(actor, AuditAction::Delete, record("contact", id))
+                .changes(Changes::of(Some(&c), None))
+                .append(tx.wtx())?;
             Ok(())
         })
     }
@@ -484,13 +498,20 @@ impl Contacts {
                 "description is longer than 2000 characters",
             ));
         }
+        let list = MailingList {
+            id: 0,
+            name,
+            description,
+            opt_in,
+            created_at: now(),
+        };
         self.store
-            .create_list(MailingList {
-                id: 0,
-                name,
-                description,
-                opt_in,
-                created_at: now(),
+            .write(|wtx| -> Result<MailingList, StoreError> {
+                let l = crate::store::create_list_in(wtx, list)?;
+                Entry::new(actor, AuditAction::Create, record("list", l.id))
+                    .changes(Changes::of(None, Some(&l)))
+                    .append(wtx)?;
+                Ok(l)
             })
             .map_err(|e| match e {
                 StoreError::Invalid(m) => invalid("name", m),
@@ -529,7 +550,16 @@ impl Contacts {
         if let Some(o) = opt_in {
             l.opt_in = o;
         }
-        self.store.update_list(&l)?;
+        self.store.write(|wtx| -> Result<(), StoreError> {
+            let before = crate::store::update_list_in(wtx, &l)?;
+            let changes = Changes::of(Some(&before), Some(&l));
+            if !changes.is_empty() {
+                Entry::new(actor, AuditAction::Update, record("list", id))
+                    .changes(changes)
+                    .append(wtx)?;
+            }
+            Ok(())
+        })?;
         Ok(l)
     }
 
@@ -537,9 +567,10 @@ impl Contacts {
     pub fn delete_list(&self, actor: &Actor, id: Id) -> Result<()> {
         actor.check_lists(Action::Delete)?;
         self.write(true, |tx| {
-            if !tx.list_exists(id)? {
+            let Some(list) = tx.list(id)? else {
                 return Err(ContactError::NotFound("list"));
-            }
+            };
+            let members = tx.member_ids(id)?.len();
             for cid in tx.member_ids(id)? {
                 if let Some(mut c) = tx.get(cid)? {
                     c.lists.retain(|m| m.list_id != id);
@@ -547,6 +578,10 @@ impl Contacts {
                 }
             }
             tx.remove_list_record(id)?;
+            Entry::new(actor, AuditAction::Delete, record("list", id))
+                .changes(Changes::of(Some(&list), None))
+                .detail(format!("{members} memberships removed"))
+                .append(tx.wtx())?;
             Ok(())
         })
     }

@@ -30,6 +30,19 @@ pub enum Request {
         email: String,
         name: String,
     },
+    /// Walk the audit chain; `ok` is false when it is broken.
+    AuditVerify,
+    /// The audit entries matching the filters, in `message` (JSON lines or CSV).
+    AuditExport {
+        #[serde(default)]
+        record: Option<String>,
+        #[serde(default)]
+        actor: Option<String>,
+        #[serde(default)]
+        since: Option<String>,
+        #[serde(default)]
+        format: Option<String>,
+    },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -96,6 +109,37 @@ fn handle(app: &App, req: Request) -> Reply {
                     Err(e) => fail(e.to_string()),
                 },
                 Ok(None) => fail(format!("no user with the email {email}")),
+                Err(e) => fail(e.to_string()),
+            }
+        }
+        Request::AuditVerify => match app.audit.verify(&Actor::system()) {
+            Ok(report) => Reply {
+                ok: report.intact(),
+                message: crate::audit::describe_report(&report),
+                secret: None,
+            },
+            Err(e) => fail(e.to_string()),
+        },
+        Request::AuditExport {
+            record,
+            actor,
+            since,
+            format,
+        } => {
+            let run = || -> Result<String, crate::audit::AuditError> {
+                let f =
+                    crate::audit::filter(record.as_deref(), actor.as_deref(), since.as_deref())?;
+                let format: crate::audit::Format = format.as_deref().unwrap_or("").parse()?;
+                let mut out = Vec::new();
+                app.audit.export(&Actor::system(), &f, format, &mut out)?;
+                Ok(String::from_utf8_lossy(&out).into_owned())
+            };
+            match run() {
+                Ok(text) => Reply {
+                    ok: true,
+                    message: text,
+                    secret: None,
+                },
                 Err(e) => fail(e.to_string()),
             }
         }

@@ -620,7 +620,9 @@ impl Feedback {
             created_at: now(),
         };
         self.store.write(|wtx| -> Result<(), StoreError> {
-            suppression::suppress(wtx, &s)?;
+            if suppression::suppress(wtx, &s)? {
+                crate::audit::suppression_changed(wtx, actor, &s, true)?;
+            }
             Ok(())
         })?;
         Ok(self.store.suppression(&email)?.unwrap_or(s))
@@ -631,7 +633,13 @@ impl Feedback {
         actor.check_suppressions(Action::Delete)?;
         let email = normalise(email)?;
         self.store
-            .write(|wtx| suppression::unsuppress(wtx, &email))?
+            .write(|wtx| {
+                let old = suppression::unsuppress(wtx, &email)?;
+                if let Some(s) = &old {
+                    crate::audit::suppression_changed(wtx, actor, s, false)?;
+                }
+                Ok::<_, StoreError>(old)
+            })?
             .ok_or(FeedbackError::NotFound("suppression"))
     }
 

@@ -186,6 +186,118 @@ pub struct Session {
     pub expires_at: OffsetDateTime,
 }
 
+/// What an audit entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    Create,
+    Update,
+    Delete,
+    Conversion,
+    Login,
+    LoginFailed,
+    Logout,
+    Export,
+    Erase,
+    Permission,
+    Setting,
+    Suppress,
+    Unsuppress,
+    TokenCreate,
+    TokenRevoke,
+    Import,
+    /// Personal data in earlier entries was replaced by keyed hashes (erasure).
+    Redact,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 17] = [
+        AuditAction::Create,
+        AuditAction::Update,
+        AuditAction::Delete,
+        AuditAction::Conversion,
+        AuditAction::Login,
+        AuditAction::LoginFailed,
+        AuditAction::Logout,
+        AuditAction::Export,
+        AuditAction::Erase,
+        AuditAction::Permission,
+        AuditAction::Setting,
+        AuditAction::Suppress,
+        AuditAction::Unsuppress,
+        AuditAction::TokenCreate,
+        AuditAction::TokenRevoke,
+        AuditAction::Import,
+        AuditAction::Redact,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Create => "create",
+            AuditAction::Update => "update",
+            AuditAction::Delete => "delete",
+            AuditAction::Conversion => "conversion",
+            AuditAction::Login => "login",
+            AuditAction::LoginFailed => "login_failed",
+            AuditAction::Logout => "logout",
+            AuditAction::Export => "export",
+            AuditAction::Erase => "erase",
+            AuditAction::Permission => "permission",
+            AuditAction::Setting => "setting",
+            AuditAction::Suppress => "suppress",
+            AuditAction::Unsuppress => "unsuppress",
+            AuditAction::TokenCreate => "token_create",
+            AuditAction::TokenRevoke => "token_revoke",
+            AuditAction::Import => "import",
+            AuditAction::Redact => "redact",
+        }
+    }
+}
+
+/// One field's value before and after an audited change. `digest` commits to the field name,
+/// both values and `salt`; erasure replaces the values with keyed hashes and drops the salt,
+/// leaving the digest (and so the chain) intact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FieldChange {
+    #[schema(value_type = Object)]
+    pub before: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub after: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+    #[serde(default)]
+    pub digest: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redacted: bool,
+}
+
+/// An entry of the append-only, hash-chained audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    pub seq: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub at: OffsetDateTime,
+    /// "user:<id>", "cli", "system" or "anonymous".
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    pub action: AuditAction,
+    /// "<kind>:<id>", e.g. "contact:42", "user:3", "suppression:ann@example.com".
+    pub record: String,
+    /// A short note without personal data (counts, filters, outcome).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    /// Changed fields only; secrets never appear.
+    #[serde(default)]
+    pub changes: BTreeMap<String, FieldChange>,
+    pub changes_digest: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ImportStatus {

@@ -12,6 +12,8 @@ pub struct Actor {
     pub user_id: Id,
     pub email: String,
     pub role: Role,
+    /// The client address the request came from (recorded in the audit trail).
+    pub ip: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +63,7 @@ impl Actor {
             user_id: 0,
             email: "cli".into(),
             role: Role::Admin,
+            ip: None,
         }
     }
 
@@ -201,6 +204,23 @@ impl Actor {
     pub fn sees_all_tokens(&self) -> bool {
         self.role == Role::Admin
     }
+
+    /// The audit trail (who changed what, with before and after values): admins and
+    /// managers read and export it.
+    pub fn check_audit(&self) -> Result<(), Denied> {
+        match self.role {
+            Role::Admin | Role::Manager => Ok(()),
+            _ => Err(forbid(self, Action::Read, "the audit trail")),
+        }
+    }
+
+    /// Verifying the chain and redacting entries: admins only.
+    pub fn check_audit_verify(&self) -> Result<(), Denied> {
+        match self.role {
+            Role::Admin => Ok(()),
+            _ => Err(forbid(self, Action::Read, "the audit chain's verification")),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -213,6 +233,7 @@ mod tests {
             user_id: id,
             email: format!("u{id}@example.test"),
             role,
+            ip: None,
         }
     }
 
@@ -262,6 +283,17 @@ mod tests {
         assert!(v.check_create_contact().is_err());
         assert!(v.check_lists(Action::Create).is_err());
         assert!(v.check_import().is_err());
+    }
+
+    #[test]
+    fn admins_and_managers_read_the_audit_trail() {
+        for r in Role::ALL {
+            assert_eq!(
+                actor(r, 1).check_audit().is_ok(),
+                matches!(r, Role::Admin | Role::Manager)
+            );
+            assert_eq!(actor(r, 1).check_audit_verify().is_ok(), r == Role::Admin);
+        }
     }
 
     #[test]

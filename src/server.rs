@@ -27,6 +27,12 @@ async fn serve(settings: Settings) -> Result<()> {
         );
     }
     first_admin(&app)?;
+    if let Some(e) = app.audit.record_settings(&app.settings)? {
+        tracing::info!(
+            entry = e.seq,
+            "settings changed since the last start (recorded in the audit trail)"
+        );
+    }
     let requeued = app.store.requeue_in_flight()?;
     if requeued > 0 {
         tracing::warn!(
@@ -168,7 +174,12 @@ fn first_admin(app: &App) -> Result<()> {
     }
     match &app.settings.admin_email {
         Some(email) => {
-            let u = app.accounts.create_user(
+            let system = crate::policy::Actor {
+                email: "system".into(),
+                ..crate::policy::Actor::system()
+            };
+            let u = app.accounts.create_user_by(
+                &system,
                 email,
                 Role::Admin,
                 app.settings.admin_password.expose(),

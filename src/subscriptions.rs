@@ -4,11 +4,12 @@
 //! to the contact with that address in one transaction, with a consent record as proof, and
 //! reported to integrators.
 
+use crate::audit;
 use crate::contacts::{ContactError, Contacts};
 use crate::links::{LinkKind, Links};
 use crate::model::{
-    Consent, Contact, EventType, Id, MailingList, MembershipStatus, Suppression, SuppressionReason,
-    normalise_email, now,
+    AuditAction, Consent, Contact, EventType, Id, MailingList, MembershipStatus, Suppression,
+    SuppressionReason, normalise_email, now,
 };
 use crate::store::{self, Store, StoreError, suppression};
 use std::sync::Arc;
@@ -138,24 +139,27 @@ impl Subscriptions {
         let r = self.recipient(message, index)?;
         let email = r.email.clone();
         let source = r.source.clone();
+        let who = audit::recipient(ip.clone());
         self.contacts.write(true, |tx| {
             let at = now();
-            let newly = suppression::suppress(
-                tx.wtx(),
-                &Suppression {
-                    email: email.clone(),
-                    reason: SuppressionReason::Unsubscribed,
-                    source: via.as_str().to_string(),
-                    detail: format!("from message {message} ({source})"),
-                    added_by: None,
-                    created_at: at,
-                },
-            )?;
+            let s = Suppression {
+                email: email.clone(),
+                reason: SuppressionReason::Unsubscribed,
+                source: via.as_str().to_string(),
+                detail: format!("from message {message} ({source})"),
+                added_by: None,
+                created_at: at,
+            };
+            let newly = suppression::suppress(tx.wtx(), &s)?;
+            if newly {
+                audit::suppression_changed(tx.wtx(), &who, &s, true)?;
+            }
             let mut contact_id = None;
             if let Some(id) = tx.id_by_email(&email)?
                 && let Some(mut c) = tx.get(id)?
             {
                 contact_id = Some(id);
+                let before = c.clone();
                 let mut changed = false;
                 for m in &mut c.lists {
                     if m.status != MembershipStatus::Unsubscribed {
@@ -174,7 +178,11 @@ impl Subscriptions {
                         withdrawn: true,
                     });
                     c.updated_at = at;
-                    tx.update(c)?;
+                    let c = tx.update(c)?;
+                    audit::Entry::new(&who, AuditAction::Update, audit::record("contact", id))
+                        .changes(audit::Changes::of(Some(&before), Some(&c)))
+                        .detail(via.as_str())
+                        .append(tx.wtx())?;
                 }
             }
             if newly {
@@ -235,6 +243,7 @@ impl Subscriptions {
     ) -> Result<Preferences> {
         let recipient = self.resolve(LinkKind::Preferences, token)?;
         let email = recipient.email.clone();
+        let who = audit::recipient(ip.clone());
         self.contacts.write(true, |tx| {
             let at = now();
             let Some(id) = tx.id_by_email(&email)? else {
@@ -243,6 +252,7 @@ impl Subscriptions {
             let Some(mut c) = tx.get(id)? else {
                 return Ok(());
             };
+            let before = c.clone();
             let mut joined = false;
             let mut left = false;
             for m in &mut c.lists {
@@ -266,6 +276,7 @@ impl Subscriptions {
                 && s.reason == SuppressionReason::Unsubscribed
             {
                 suppression::unsuppress(tx.wtx(), &email)?;
+                audit::suppression_changed(tx.wtx(), &who, &s, false)?;
             }
             c.consents.push(Consent {
                 purpose: "email_marketing".into(),
@@ -279,7 +290,11 @@ impl Subscriptions {
                 withdrawn: !joined,
             });
             c.updated_at = at;
-            tx.update(c)?;
+            let c = tx.update(c)?;
+            audit::Entry::new(&who, AuditAction::Update, audit::record("contact", id))
+                .changes(audit::Changes::of(Some(&before), Some(&c)))
+                .detail("preference-centre")
+                .append(tx.wtx())?;
             if left {
                 store::events::emit(
                     tx.wtx(),

@@ -203,6 +203,25 @@ fn one_click_unsubscribe_preferences_and_mailto() {
     assert!(consent["ip"].as_str().is_some());
     let sup = s.get_json("/api/v1/suppressions/ann@customers.test");
     assert_eq!(sup["reason"], "unsubscribed");
+    // the audit trail names the recipient and their address as the actor of both changes
+    let audit = s.get_json("/api/v1/audit?actor=recipient");
+    let actions: Vec<(&str, &str)> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["record"].as_str().unwrap()))
+        .collect();
+    let contact = format!("contact:{}", ids[0]);
+    assert_eq!(
+        actions,
+        [
+            ("update", contact.as_str()),
+            ("suppress", "suppression:ann@customers.test")
+        ]
+    );
+    assert_eq!(audit["items"][0]["detail"], "unsubscribe:one-click");
+    assert!(audit["items"][0]["changes"]["lists"].is_object());
+    assert!(audit["items"][0]["ip"].is_string());
     // the next bulk send skips Ann
     let (status, e) = error_of(s.post(
         "/api/v1/tx",

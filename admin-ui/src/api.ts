@@ -264,6 +264,48 @@ export interface SuppressionPage {
   total: number;
 }
 
+export interface FieldChange {
+  before: unknown;
+  after: unknown;
+  /** Personal data replaced by a keyed hash (erasure). */
+  redacted?: boolean;
+}
+
+export interface AuditEntry {
+  seq: number;
+  at: string;
+  /** "user:<id>", "cli", "system" or "anonymous". */
+  actor: string;
+  actor_email?: string;
+  ip?: string;
+  action: string;
+  /** "<kind>:<id>", e.g. "contact:42". */
+  record: string;
+  detail?: string;
+  changes: Record<string, FieldChange>;
+  hash: string;
+}
+
+export interface AuditQuery {
+  record?: string;
+  actor?: string;
+  since?: string;
+}
+
+export interface ChainReport {
+  entries: number;
+  last_hash: string;
+  broken: { seq: number; reason: string } | null;
+}
+
+function auditParams(q: AuditQuery): URLSearchParams {
+  const params = new URLSearchParams();
+  if (q.record) params.set('record', q.record);
+  if (q.actor) params.set('actor', q.actor);
+  if (q.since) params.set('since', q.since);
+  return params;
+}
+
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
@@ -462,6 +504,18 @@ export const api = {
     params.set('limit', String(limit));
     return request<{ items: FeedbackRecord[]; next: number | null }>('GET', `/api/v1/feedback?${params}`);
   },
+  getAudit: (q: AuditQuery, before: number | null, limit: number, signal?: AbortSignal) => {
+    const params = auditParams(q);
+    if (before !== null) params.set('before', String(before));
+    params.set('limit', String(limit));
+    return request<{ items: AuditEntry[]; next: number | null }>('GET', `/api/v1/audit?${params}`, { signal });
+  },
+  auditExportUrl: (q: AuditQuery, format: 'jsonl' | 'csv') => {
+    const params = auditParams(q);
+    params.set('format', format);
+    return `/api/v1/audit/export?${params}`;
+  },
+  verifyAudit: () => request<ChainReport>('GET', '/api/v1/audit/verify'),
   getContactFeedback: (id: number | string) =>
     request<{ suppression: Suppression | null; feedback: FeedbackRecord[] }>(
       'GET',

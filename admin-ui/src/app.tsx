@@ -14,6 +14,7 @@ import { MessagePage } from './pages/message';
 import { QueuePage } from './pages/queue';
 import { SuppressionsPage } from './pages/suppressions';
 import { WebhooksPage, WebhookWarning } from './pages/webhooks';
+import { AuditPage, canReadAudit } from './pages/audit';
 
 type SessionState = { status: 'loading' } | { status: 'anon'; expired: boolean } | { status: 'user'; user: User };
 
@@ -103,6 +104,7 @@ const NAV: { path: string; label: string; show?: (u: User) => boolean; also?: st
   { path: '/tokens', label: 'API tokens' },
   { path: '/webhooks', label: 'Webhooks', show: (u) => u.role === 'admin' },
   { path: '/users', label: 'Users', show: (u) => u.role === 'admin' },
+  { path: '/audit', label: 'Audit', show: canReadAudit },
 ];
 
 /** For admins: a warning on every page while a webhook subscription is auto-disabled. */
@@ -240,6 +242,9 @@ function Page({ path, query, seq, user }: { path: string; query: URLSearchParams
     case 'suppressions':
       if (!canSeeDeliveries(user)) return <NotAllowed message="Your role cannot see the suppression list." />;
       return <SuppressionsPage />;
+    case 'audit':
+      if (!canReadAudit(user)) return <NotAllowed message="Only administrators and managers can read the audit trail." />;
+      return <AuditPage key={seq} query={query} />;
     default:
       return <NotFound />;
   }

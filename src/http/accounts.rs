@@ -120,11 +120,11 @@ pub async fn current(
 #[utoipa::path(delete, path = "/api/v1/session", tag = "session", responses((status = 204)))]
 pub async fn logout(
     State(app): State<AppState>,
-    _a: Authed,
+    Authed(actor): Authed,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(secret) = session_cookie(&headers) {
-        blocking(move || app.accounts.logout(&secret)).await?;
+        blocking(move || app.accounts.logout(&actor, &secret)).await?;
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut().insert(header::SET_COOKIE, cookie("", 0));

@@ -66,6 +66,11 @@ impl FromRequestParts<AppState> for Authed {
                 "log in or send an API token (Authorization: Bearer ...)",
             ));
         };
+        let mut actor = actor;
+        actor.ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
         if state.api_limiter.check_key(&key).is_err() {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -147,7 +147,7 @@ pub async fn create(
                 .map_err(|e| e.to_string())
             });
         job.finish(result);
-        if let Err(e) = a3.store.save_import(&job) {
+        if let Err(e) = a3.audit.save_import(&actor, &job) {
             tracing::error!(error = %e, import = id, "could not save the import result");
         }
         let _ = std::fs::remove_file(&spool);

@@ -3,6 +3,7 @@
 //! no business rules (those live in the services and in `policy`).
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod contacts;
 pub mod error;
@@ -75,6 +76,7 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
         webhooks_in::ses, webhooks_in::sendgrid, webhooks_in::mailgun, webhooks_in::postmark, webhooks_in::generic,
         webhooks_out::list, webhooks_out::create, webhooks_out::get, webhooks_out::update, webhooks_out::delete,
         webhooks_out::enable, webhooks_out::rotate_secret, webhooks_out::test, webhooks_out::deliveries,
+        audit::list, audit::export, audit::verify,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth)
@@ -156,6 +158,9 @@ pub fn router(state: AppState) -> Router {
         .route("/feedback", g(suppressions::log))
         .nest("/webhooks", webhooks_in::routes(&state))
         .nest("/webhook-subscriptions", webhooks_out::routes())
+        .route("/audit", g(audit::list))
+        .route("/audit/export", g(audit::export))
+        .route("/audit/verify", g(audit::verify))
         .route("/openapi.json", g(openapi))
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(max_body))

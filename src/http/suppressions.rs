@@ -151,8 +151,10 @@ pub async fn export(
         let _ = w.write_record(["email", "reason", "source", "detail", "created_at"]);
         let q = p.q.unwrap_or_default();
         let mut after: Option<String> = None;
+        let mut rows = 0usize;
         loop {
             let page = app.feedback.list(&actor, &q, after.as_deref(), 1000)?;
+            rows += page.len();
             for s in &page {
                 let at = s
                     .created_at
@@ -171,6 +173,16 @@ pub async fn export(
                 _ => break,
             }
         }
+        // exporting personal data is audited (the filter text may itself be personal data)
+        let scope = if q.is_empty() { "all" } else { "filtered" };
+        app.audit.record(
+            crate::audit::Entry::new(
+                &actor,
+                crate::model::AuditAction::Export,
+                "suppressions:list",
+            )
+            .detail(format!("{rows} addresses as csv ({scope})")),
+        )?;
         Ok::<_, FeedbackError>(w.into_inner().unwrap_or_default())
     })
     .await?;

@@ -51,6 +51,9 @@ macro_rules! for_each_table {
         n += $f($src, $dst, webhooks::WEBHOOK_OUTBOX)?;
         n += $f($src, $dst, webhooks::WEBHOOK_DUE)?;
         n += $f($src, $dst, webhooks::WEBHOOK_ATTEMPTS)?;
+        n += $f($src, $dst, audit::AUDIT)?;
+        n += $f($src, $dst, audit::AUDIT_BY_RECORD)?;
+        n += $f($src, $dst, audit::AUDIT_BY_ACTOR)?;
         n
     }};
 }

@@ -5,7 +5,7 @@ use super::{
     CONTACT_BY_EMAIL, CONTACT_CHANGES, CONTACTS, LIST_MEMBERS, LISTS, Result, SEQUENCES, Store,
     StoreError, TOMBSTONE, decode, encode, get_json, next_seq,
 };
-use crate::model::{Contact, Id, MembershipStatus};
+use crate::model::{Contact, Id, MailingList, MembershipStatus};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, Table};
 
 /// A change the search index must apply, in store order.
@@ -58,6 +58,10 @@ impl<'t> ContactTx<'t> {
 
     pub fn id_by_email(&self, email: &str) -> Result<Option<Id>> {
         Ok(self.by_email.get(email)?.map(|v| v.value()))
+    }
+
+    pub fn list(&self, id: Id) -> Result<Option<MailingList>> {
+        get_json(&self.lists, "lists", id)
     }
 
     pub fn list_exists(&self, id: Id) -> Result<bool> {

@@ -2,7 +2,14 @@
 
 use super::{IMPORTS, Result, SEQUENCES, Store, decode, encode, get_json, next_seq};
 use crate::model::{Id, ImportJob, ImportStatus};
-use redb::{ReadableDatabase, ReadableTable};
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+
+/// Writes an import job's progress or result inside the caller's transaction.
+pub fn save_import_in(wtx: &WriteTransaction, job: &ImportJob) -> Result<()> {
+    wtx.open_table(IMPORTS)?
+        .insert(job.id, encode(job).as_slice())?;
+    Ok(())
+}
 
 impl Store {
     pub fn create_import(&self, mut job: ImportJob) -> Result<ImportJob> {
@@ -18,11 +25,7 @@ impl Store {
     }
 
     pub fn save_import(&self, job: &ImportJob) -> Result<()> {
-        let wtx = self.db.begin_write()?;
-        wtx.open_table(IMPORTS)?
-            .insert(job.id, encode(job).as_slice())?;
-        wtx.commit()?;
-        Ok(())
+        self.write(|wtx| save_import_in(wtx, job))
     }
 
     pub fn import(&self, id: Id) -> Result<Option<ImportJob>> {

@@ -4,6 +4,7 @@
 //! updated in the same transaction as the record they index.
 
 mod accounts;
+pub mod audit;
 mod backup;
 mod contacts;
 pub mod events;
@@ -13,7 +14,13 @@ mod queue;
 pub mod suppression;
 pub mod webhooks;
 
+pub use accounts::{
+    create_token_in, create_user_in, delete_session_in, delete_user_in, put_session_in,
+    save_token_in, update_user_in,
+};
 pub use contacts::{ContactChange, ContactTx};
+pub use imports::save_import_in;
+pub use lists::{create_list_in, update_list_in};
 pub use queue::{Claimed, DeliveryFilter, QueueStats, Settlement, SiteStats};
 pub(crate) use queue::{DELIVERIES, DUE, OUT_BODIES, OUT_MESSAGES};
 pub use webhooks::{WebhookClaim, WebhookSettlement};
@@ -218,6 +225,10 @@ impl Store {
                     wtx.open_table(webhooks::WEBHOOK_OUTBOX)?;
                     wtx.open_table(webhooks::WEBHOOK_DUE)?;
                     wtx.open_table(webhooks::WEBHOOK_ATTEMPTS)?;
+                    // and the hash-chained audit log with its indexes.
+                    wtx.open_table(audit::AUDIT)?;
+                    wtx.open_table(audit::AUDIT_BY_RECORD)?;
+                    wtx.open_table(audit::AUDIT_BY_ACTOR)?;
                 }
                 _ => {
                     return Err(StoreError::Invalid(format!(

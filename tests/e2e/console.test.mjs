@@ -570,6 +570,21 @@ function defineSuite() {
     );
 
     await t.test(
+      'shows the edit in the contact history and in the audit trail',
+      step('audit-trail', async () => {
+        const ada = (await fetchJson(`/api/v1/contacts?q=${encodeURIComponent('Lovelace')}`)).items[0];
+        await page.getByTestId('record-history').locator('tr[data-action="update"]', { hasText: NEW_COMPANY }).waitFor();
+        await page.getByRole('navigation', { name: 'Primary' }).getByRole('link', { name: 'Audit' }).click();
+        await page.getByRole('heading', { name: 'Audit trail', level: 1 }).waitFor();
+        await page.locator('#audit-record').fill(`contact:${ada.id}`);
+        const row = page.locator(`#audit-results tr[data-record="contact:${ada.id}"][data-action="update"]`, { hasText: NEW_COMPANY });
+        await row.first().waitFor();
+        const text = await row.first().innerText();
+        assert.ok(text.includes('Analytical Engines') && text.includes('company'), text);
+      }),
+    );
+
+    await t.test(
       'finds the contact with a company: filter',
       step('search-company-filter', async () => {
         await page.goto(`${base}/#/contacts`);

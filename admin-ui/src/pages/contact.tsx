@@ -15,6 +15,7 @@ import {
   useFocusErrorField,
   useUser,
 } from '../components';
+import { RecordHistory } from './audit';
 import { href, navigate } from '../router';
 
 interface AttrRow {
@@ -411,6 +412,7 @@ export function ContactPage({ id }: { id: string | null }) {
         </div>
       ) : null}
       {!isNew && contact ? <ContactFeedback key={contact.id} id={contact.id} updated={contact.updated_at} /> : null}
+      {!isNew && contact ? <RecordHistory record={`contact:${contact.id}`} updated={contact.updated_at} /> : null}
 
       <ConfirmDialog
         open={confirmDelete}

@@ -19,7 +19,7 @@ interface Filters {
 const EMPTY: Filters = { recipient: '', status: '', domain: '', since: '' };
 
 /** RFC 3339 (URL, API) → the local "YYYY-MM-DDTHH:MM" a datetime-local input shows. */
-function toLocalInput(rfc: string): string {
+export function toLocalInput(rfc: string): string {
   const d = new Date(rfc);
   if (Number.isNaN(d.getTime())) return '';
   const p = (n: number) => String(n).padStart(2, '0');
@@ -27,7 +27,7 @@ function toLocalInput(rfc: string): string {
 }
 
 /** datetime-local value (local time) → RFC 3339 in UTC; an unreadable value goes as typed (the API names it). */
-function toRfc3339(local: string): string {
+export function toRfc3339(local: string): string {
   if (!local) return '';
   const d = new Date(local);
   return Number.isNaN(d.getTime()) ? local : d.toISOString().replace(/\.000Z$/, 'Z');
