@@ -555,7 +555,11 @@ function defineSuite() {
         await page.locator('#contact-results').getByRole('link', { name: 'Ada Lovelace' }).click();
         const company = page.getByLabel('Company');
         await until('the contact form to load', async () => (await company.inputValue()) === 'Analytical Engines');
-        await company.fill(NEW_COMPANY);
+        // the cards below the form load after it; an edit typed while they render must stick
+        await until('the edit to be taken', async () => {
+          if ((await company.inputValue()) !== NEW_COMPANY) await company.fill(NEW_COMPANY);
+          return page.getByRole('button', { name: 'Save changes' }).isEnabled();
+        });
         await page.getByRole('button', { name: 'Save changes' }).click();
         await page.getByTestId('save-state').filter({ hasText: 'Saved' }).waitFor();
         assert.equal(await page.locator('.contact-form .alert-error').count(), 0, 'no error banner after save');
