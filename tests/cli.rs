@@ -5,6 +5,9 @@ mod common;
 use common::*;
 use std::process::Command;
 
+#[path = "bounce_inputs/mod.rs"]
+mod bounce_inputs;
+
 #[test]
 fn help_is_available_for_every_command() {
     for args in [
@@ -410,4 +413,109 @@ fn a_broken_shaping_file_stops_the_server_with_a_clear_message() {
         err.contains("shaping_file") && err.contains("not valid"),
         "{err}"
     );
+}
+
+/// Runs `mailstead bounce parse FILE`, under `/usr/bin/time` when it is installed to read the
+/// peak resident memory (KB). Returns (success, stdout, stderr, peak KB).
+fn bounce_parse_file(path: &std::path::Path) -> (bool, String, String, Option<u64>) {
+    let time = std::path::Path::new("/usr/bin/time");
+    let o = if time.exists() {
+        Command::new(time)
+            .args(["-f", "peak-rss-kb %M"])
+            .arg(BIN)
+            .args(["bounce", "parse"])
+            .arg(path)
+            .output()
+            .unwrap()
+    } else {
+        Command::new(BIN)
+            .args(["bounce", "parse"])
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    let peak = stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("peak-rss-kb "))
+        .and_then(|v| v.trim().parse().ok());
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr,
+        peak,
+    )
+}
+
+#[test]
+fn bounce_parse_answers_hostile_files_clearly_with_bounded_memory() {
+    use bounce_inputs::*;
+    let dir = tempfile::tempdir().unwrap();
+    let gone = r#""recipient":"gone@example.org""#;
+    let mut truncated = dsn(&[]);
+    truncated.truncate(find(&truncated, b"--b1\r\nContent-Type: message/rfc822").unwrap());
+    let cases: Vec<(&str, Vec<u8>, Result<&str, &str>)> = vec![
+        ("truncated", truncated, Ok(gone)),
+        (
+            "not-utf8",
+            dsn(&[(b"User unknown", b"User unknown \xff\xfe \xc3\x28")]),
+            Ok(gone),
+        ),
+        ("nested-multipart", nested_multipart(5_000), Ok("")),
+        ("nested-messages", nested_messages(5_000), Ok(gone)),
+        ("20mb", dsn_with_attachment(20 * 1000 * 1000), Ok(gone)),
+        ("20mb-text", dsn_with_huge_text(20 * 1000 * 1000), Ok(gone)),
+        (
+            "header-lines",
+            header_bomb_many_lines(500_000),
+            Err("header section has more than"),
+        ),
+        (
+            "header-line",
+            header_bomb_long_line(10 * 1000 * 1000),
+            Err("header section is larger than"),
+        ),
+        (
+            "too-large",
+            vec![b'x'; mailstead::bounce::MAX_MESSAGE_BYTES + 1],
+            Err("message too large"),
+        ),
+        ("empty", Vec::new(), Err("not an email message")),
+    ];
+    for (name, bytes, want) in cases {
+        let path = dir.path().join(format!("{name}.eml"));
+        std::fs::write(&path, &bytes).unwrap();
+        let (ok, stdout, stderr, peak) = bounce_parse_file(&path);
+        println!(
+            "{name}: {} bytes, exit ok {ok}, peak {peak:?} KB",
+            bytes.len()
+        );
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("overflow"),
+            "{name}: {stderr}"
+        );
+        match want {
+            Ok(row) => {
+                assert!(ok, "{name}: {stderr}");
+                assert!(stdout.contains(row), "{name}: {stdout}");
+                for line in stdout.lines() {
+                    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                    assert!(v["recipient"].as_str().unwrap().contains('@'), "{name}");
+                }
+            }
+            Err(msg) => {
+                assert!(!ok, "{name}: {stdout}");
+                assert!(
+                    stderr.contains("could not be parsed") && stderr.contains(msg),
+                    "{name}: {stderr}"
+                );
+            }
+        }
+        // The file is read whole (up to 32 MB); what the parser keeps on top of it is
+        // bounded by its caps on lines, parts and text.
+        if let Some(kb) = peak {
+            assert!(kb < 300 * 1024, "{name}: peak {kb} KB");
+        }
+    }
 }

@@ -7,6 +7,8 @@
 //! command failed, whether the report is a final failure or a delay) refine
 //! the result.
 
+use super::mime::prefix;
+use super::util::collapse_ws;
 use super::{Reason, RecipientReport};
 
 /// The SMTP phase in which the remote server refused.
@@ -63,6 +65,30 @@ pub(crate) struct Evidence {
     pub sender_mentioned: bool,
     /// The diagnostic quotes the recipient's address.
     pub recipient_in_diag: bool,
+}
+
+/// Diagnostic text looked at per recipient: a server's reply and the report's
+/// explanation fit easily; anything longer is boilerplate or hostile.
+const MAX_DIAG_BYTES: usize = 16 * 1024;
+/// Report text consulted as context.
+const MAX_CONTEXT_BYTES: usize = 32 * 1024;
+
+/// `text` with whitespace collapsed, at most [`MAX_DIAG_BYTES`] long.
+pub(crate) fn diag_text(text: &str) -> String {
+    prefix(
+        &collapse_ws(prefix(text, 2 * MAX_DIAG_BYTES)),
+        MAX_DIAG_BYTES,
+    )
+    .to_string()
+}
+
+/// `text` with whitespace collapsed, at most [`MAX_CONTEXT_BYTES`] long.
+pub(crate) fn context_text(text: &str) -> String {
+    prefix(
+        &collapse_ws(prefix(text, 4 * MAX_CONTEXT_BYTES)),
+        MAX_CONTEXT_BYTES,
+    )
+    .to_string()
 }
 
 /// Does `diag` mention one of `senders` but not `recipient`?
@@ -1414,7 +1440,13 @@ pub(crate) fn make_report(
     {
         status = format!("{c}.0.0");
     }
-    let hard = reason_is_hard(reason, &status, &ev.reply);
+    // A final failure ("Action: failed", or a report that is not a delay warning) is
+    // permanent by definition (RFC 3464 §2.3.3): without any code to say otherwise, a
+    // domain that accepts no mail is a permanent condition of the address.
+    let final_without_code =
+        status.is_empty() && ev.reply.is_empty() && ev.action == Some(Action::Failed);
+    let hard = reason_is_hard(reason, &status, &ev.reply)
+        || (reason == Reason::NotAccept && final_without_code);
     let mut diagnostic = ev.diag.clone();
     if diagnostic.len() > 1000 {
         let mut cut = 1000;
@@ -1495,6 +1527,17 @@ mod unit {
         assert_eq!(classify(&e), Reason::Filtered);
         e.status = "5.1.1".into();
         assert_eq!(classify(&e), Reason::UserUnknown);
+    }
+
+    #[test]
+    fn a_final_notaccept_without_codes_is_hard() {
+        let mut e = ev("No mx record found for domain=example.org", "");
+        e.action = Some(Action::Failed);
+        let r = make_report("a@example.org".into(), &e, "");
+        assert_eq!((r.reason, r.hard), (Reason::NotAccept, true));
+        e.action = Some(Action::Delayed);
+        let r = make_report("a@example.org".into(), &e, "");
+        assert!(!r.hard);
     }
 
     #[test]

@@ -6,11 +6,11 @@
 //! `Final-Recipient`, the fields pasted into a text/plain part), so groups
 //! are formed from the fields themselves rather than from blank lines alone.
 
-use super::RecipientReport;
 use super::classify::{self, Action, Evidence, make_report};
 use super::mime::Extracted;
 use super::text::{self, Block};
-use super::util::{collapse_ws, find_addresses, find_reply_code, find_status, normalize_recipient};
+use super::util::{find_addresses, find_reply_code, find_status, normalize_recipient};
+use super::{MAX_RECIPIENTS, RecipientReport};
 
 /// One per-recipient field group.
 #[derive(Debug, Default, Clone)]
@@ -139,7 +139,7 @@ fn diagnostic_text(v: &str) -> String {
         Some((ty, rest)) if ty.len() < 24 && !ty.contains(' ') => rest,
         _ => v,
     };
-    collapse_ws(t)
+    classify::diag_text(t)
 }
 
 fn recipient_of(g: &Group) -> Option<String> {
@@ -209,6 +209,7 @@ pub(crate) fn parse(msg: &Extracted) -> Vec<RecipientReport> {
             }
         }
     }
+    all.truncate(MAX_RECIPIENTS);
     if all.is_empty() {
         return Vec::new();
     }
@@ -219,6 +220,7 @@ pub(crate) fn parse(msg: &Extracted) -> Vec<RecipientReport> {
     let senders = text::sender_addresses(msg);
     let blocks = text::recipient_blocks(human, &senders);
     let delayed_msg = text::is_delay_warning(&msg.subject, human);
+    let human_context = classify::context_text(human);
 
     let failed: Vec<String> = msg
         .headers
@@ -246,7 +248,7 @@ pub(crate) fn parse(msg: &Extracted) -> Vec<RecipientReport> {
             }
         };
         let block = find_block(&blocks, g, &recipient, single);
-        let mut ev = evidence(g, block, human, delayed_msg);
+        let mut ev = evidence(g, block, &human_context, delayed_msg);
         ev.sender_mentioned = classify::mentions_sender(&ev.diag, &recipient, &senders);
         rows.push(make_report(recipient, &ev, ""));
     }
@@ -282,13 +284,16 @@ fn find_block<'a>(
         })
 }
 
-fn evidence(g: &Group, block: Option<&Block>, human: &str, delayed_msg: bool) -> Evidence {
+/// `human_context` is the report's explanation as made by [`classify::context_text`].
+fn evidence(g: &Group, block: Option<&Block>, human_context: &str, delayed_msg: bool) -> Evidence {
     let dsn_diag = g
         .diagnostic
         .as_deref()
         .map(diagnostic_text)
         .unwrap_or_default();
-    let block_text = block.map(|b| collapse_ws(&b.text)).unwrap_or_default();
+    let block_text = block
+        .map(|b| classify::diag_text(&b.text))
+        .unwrap_or_default();
     let ds_status = g
         .status
         .as_deref()
@@ -332,7 +337,7 @@ fn evidence(g: &Group, block: Option<&Block>, human: &str, delayed_msg: bool) ->
         action = Some(Action::Delayed);
     }
     let context = if block_text.is_empty() {
-        collapse_ws(human)
+        human_context.to_string()
     } else {
         block_text
     };

@@ -28,8 +28,35 @@ pub(crate) struct Extracted {
     pub feedback_report: Vec<String>,
     /// Headers of the attached original message, if any.
     pub original: Option<Headers>,
-    /// Text body of the attached original message (first text part), if any.
-    pub original_body: Option<String>,
+}
+
+/// How much of each part the classifiers look at. A human-readable report, a
+/// delivery-status block or a feedback report is a few kilobytes; these caps
+/// bound the work on hostile input without touching real reports.
+const MAX_TEXT_BYTES: usize = 256 * 1024;
+/// At most this many parts of each kind are kept.
+const MAX_PARTS_KEPT: usize = 32;
+/// Only this much of an HTML part is converted to text.
+const MAX_HTML_BYTES: usize = 1024 * 1024;
+/// Multipart nesting followed; deeper parts are ignored.
+const MAX_DEPTH: usize = 32;
+
+/// The first `max` bytes of `s`, cut at a character boundary.
+pub(crate) fn prefix(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.get(..cut).unwrap_or("")
+}
+
+fn push_capped(list: &mut Vec<String>, t: &str) {
+    if list.len() < MAX_PARTS_KEPT {
+        list.push(prefix(t, MAX_TEXT_BYTES).to_string());
+    }
 }
 
 impl Extracted {
@@ -41,6 +68,63 @@ impl Extracted {
 
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// Lines of the top-level header section accepted (real messages have a few hundred at most).
+const MAX_HEADER_LINES: usize = 10_000;
+/// Bytes of the top-level header section accepted.
+const MAX_HEADER_BYTES: usize = 1024 * 1024;
+/// Lines of a message that are parsed. The MIME parser keeps a record per header line and
+/// per part, so a cap on lines bounds its memory whatever the shape of the input; a bounce's
+/// report parts come first, and what is cut is the tail of the returned original.
+const MAX_LINES: usize = 500_000;
+
+fn next_line(b: &[u8], start: usize) -> usize {
+    b.get(start..)
+        .and_then(|rest| rest.iter().position(|&c| c == b'\n'))
+        .map_or(b.len(), |p| start + p + 1)
+}
+
+/// Refuses header bombs: too many header lines, or too many header bytes.
+fn check_header_section(b: &[u8]) -> Result<(), BounceError> {
+    let (mut lines, mut start) = (0usize, 0usize);
+    while start < b.len() {
+        let end = next_line(b, start);
+        let line = b.get(start..end).unwrap_or_default();
+        if line == b"\n" || line == b"\r\n" {
+            return Ok(());
+        }
+        lines += 1;
+        if lines > MAX_HEADER_LINES {
+            return Err(BounceError::NotAMessage(format!(
+                "the header section has more than {MAX_HEADER_LINES} lines"
+            )));
+        }
+        if end > MAX_HEADER_BYTES {
+            return Err(BounceError::NotAMessage(format!(
+                "the header section is larger than {MAX_HEADER_BYTES} bytes"
+            )));
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// The message up to its `max`-th line.
+fn cap_lines(b: &[u8], max: usize) -> &[u8] {
+    if b.len() <= max {
+        return b;
+    }
+    let mut seen = 0usize;
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'\n' {
+            seen += 1;
+            if seen == max {
+                return b.get(..=i).unwrap_or(b);
+            }
+        }
+    }
+    b
 }
 
 /// Decompose a raw message.
@@ -57,7 +141,9 @@ pub(crate) fn extract(raw: &[u8]) -> Result<Extracted, BounceError> {
             None => body = &[],
         }
     }
-    let head_text = lossy(&body[..body.len().min(256 * 1024)]);
+    check_header_section(body)?;
+    let body = cap_lines(body, MAX_LINES);
+    let head_text = lossy(&body[..body.len().min(MAX_TEXT_BYTES)]);
     let (headers, _) = parse_header_block(&head_text);
     if headers.is_empty() {
         return Err(BounceError::NotAMessage("no header fields found".into()));
@@ -123,7 +209,7 @@ pub(crate) fn extract(raw: &[u8]) -> Result<Extracted, BounceError> {
         let raw = message.raw_message();
         let body_start = message.root_part().offset_body as usize;
         if let Some(b) = raw.get(body_start..) {
-            let t = lossy(&b[..b.len().min(1024 * 1024)]);
+            let t = lossy(&b[..b.len().min(MAX_TEXT_BYTES)]);
             if !t.trim().is_empty() {
                 out.texts.push(t);
             }
@@ -143,7 +229,7 @@ fn part_ctype(part: &mail_parser::MessagePart<'_>) -> (String, String) {
 }
 
 fn walk(message: &mail_parser::Message<'_>, id: u32, out: &mut Extracted, depth: usize) {
-    if depth > 32 {
+    if depth > MAX_DEPTH {
         return;
     }
     let Some(part) = message.part(id) else {
@@ -161,25 +247,27 @@ fn walk(message: &mail_parser::Message<'_>, id: u32, out: &mut Extracted, depth:
         PartType::Message(nested) => {
             if out.original.is_none() {
                 let raw = nested.raw_message();
-                let text = lossy(&raw[..raw.len().min(256 * 1024)]);
+                let text = lossy(&raw[..raw.len().min(MAX_TEXT_BYTES)]);
                 let (h, _) = parse_header_block(&text);
                 if !h.is_empty() {
                     out.original = Some(h);
                 }
-                out.original_body = nested.body_text(0).map(|t| t.into_owned());
             }
         }
         PartType::Text(t) => handle_textual(&ty, &sub, t, out),
         PartType::Html(t) => {
             if ty == "text" && sub == "html" {
-                out.texts.push(html_to_text(t));
+                push_capped(&mut out.texts, &html_to_text(prefix(t, MAX_HTML_BYTES)));
             } else {
                 handle_textual(&ty, &sub, t, out);
             }
         }
         PartType::Binary(b) | PartType::InlineBinary(b) => {
-            let t = lossy(b);
-            handle_textual(&ty, &sub, &t, out);
+            // Only textual and report parts are read; an attachment is not decoded.
+            if ty == "text" || ty == "message" {
+                let t = lossy(&b[..b.len().min(MAX_TEXT_BYTES)]);
+                handle_textual(&ty, &sub, &t, out);
+            }
         }
     }
 }
@@ -187,9 +275,9 @@ fn walk(message: &mail_parser::Message<'_>, id: u32, out: &mut Extracted, depth:
 fn handle_textual(ty: &str, sub: &str, t: &str, out: &mut Extracted) {
     match (ty, sub) {
         ("message", "delivery-status") | ("message", "global-delivery-status") => {
-            out.delivery_status.push(t.to_string())
+            push_capped(&mut out.delivery_status, t)
         }
-        ("message", "feedback-report") => out.feedback_report.push(t.to_string()),
+        ("message", "feedback-report") => push_capped(&mut out.feedback_report, t),
         ("text", "rfc822-headers")
         | ("message", "rfc822-headers")
         | ("message", "global-headers")
@@ -197,17 +285,13 @@ fn handle_textual(ty: &str, sub: &str, t: &str, out: &mut Extracted) {
         | ("message", "global")
             if out.original.is_none() =>
         {
-            let (h, rest) = parse_header_block(t);
+            let (h, _) = parse_header_block(prefix(t, MAX_TEXT_BYTES));
             if !h.is_empty() {
                 out.original = Some(h);
-                if !rest.trim().is_empty() {
-                    out.original_body = Some(rest.to_string());
-                }
             }
         }
         ("text", "rfc822-headers") => {}
-        ("text", _) => out.texts.push(t.to_string()),
-        ("message", "disposition-notification") => out.texts.push(t.to_string()),
+        ("text", _) | ("message", "disposition-notification") => push_capped(&mut out.texts, t),
         _ => {}
     }
 }

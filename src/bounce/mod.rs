@@ -243,13 +243,23 @@ pub struct ParsedFeedback {
 }
 
 /// Inputs above this size are refused (bounces are small; this bounds work).
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+pub const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Recipients reported per message at most (a bounce for Mailstead's own VERP mail names
+/// one; a relay's report for a list message a few dozen). Bounds output and work.
+pub(crate) const MAX_RECIPIENTS: usize = 1_000;
 
 /// Parse one raw message.
 ///
 /// Returns `Ok` with an empty recipient list (kind [`FeedbackKind::Unknown`])
 /// for a well-formed message that is not a bounce, complaint or auto-reply,
-/// and [`BounceError::NotAMessage`] for input that has no header section.
+/// [`BounceError::NotAMessage`] for input that has no header section or a
+/// header bomb (more than 10,000 lines or 1 MiB of top-level header), and
+/// [`BounceError::TooLarge`] above [`MAX_MESSAGE_BYTES`].
+///
+/// Work and memory are bounded: only the first 500,000 lines of a message are
+/// parsed, each report or text part is read up to 256 KiB, multipart nesting
+/// is followed 32 levels deep, and at most 1,000 recipients are reported.
 /// Never panics.
 pub fn parse(raw: &[u8]) -> Result<ParsedFeedback, BounceError> {
     if raw.len() > MAX_MESSAGE_BYTES {

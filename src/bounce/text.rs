@@ -10,11 +10,12 @@
 //!    recipient's diagnostic;
 //! 4. extract status / reply code / SMTP phase and classify.
 
+use std::collections::HashMap;
+
+use super::MAX_RECIPIENTS;
 use super::classify::{self, Action, Evidence};
 use super::mime::Extracted;
-use super::util::{
-    collapse_ws, find_addresses, find_reply_code, find_status, is_plausible_address,
-};
+use super::util::{find_addresses, find_reply_code, find_status, is_plausible_address};
 use super::{RecipientReport, classify::make_report};
 
 /// One recipient's slice of a free-text report.
@@ -209,6 +210,8 @@ pub(crate) fn recipient_blocks(text: &str, exclude: &[String]) -> Vec<Block> {
 
 fn recipient_blocks_excluding(text: &str, exclude: &[String]) -> Vec<Block> {
     let mut blocks: Vec<(Strength, Block)> = Vec::new();
+    // Lower-cased address → index in `blocks`.
+    let mut index: HashMap<String, usize> = HashMap::new();
     let mut current: Option<usize> = None;
     let mut pending: Option<String> = None;
     for line in text.lines() {
@@ -217,12 +220,10 @@ fn recipient_blocks_excluding(text: &str, exclude: &[String]) -> Vec<Block> {
             && !exclude.iter().any(|e| e.eq_ignore_ascii_case(&addr))
             && let Some((strength, rest)) = anchor_rest(line, off, &addr)
             && !rest.trim().to_ascii_lowercase().starts_with("wrote:")
+            && (blocks.len() < MAX_RECIPIENTS || index.contains_key(&addr.to_ascii_lowercase()))
         {
             anchored = true;
-            let idx = match blocks
-                .iter()
-                .position(|(_, b)| b.addr.eq_ignore_ascii_case(&addr))
-            {
+            let idx = match index.get(&addr.to_ascii_lowercase()).copied() {
                 Some(i) => {
                     if let Some((s, _)) = blocks.get_mut(i) {
                         *s = (*s).max(strength);
@@ -230,6 +231,7 @@ fn recipient_blocks_excluding(text: &str, exclude: &[String]) -> Vec<Block> {
                     i
                 }
                 None => {
+                    index.insert(addr.to_ascii_lowercase(), blocks.len());
                     blocks.push((
                         strength,
                         Block {
@@ -529,11 +531,13 @@ pub(crate) fn parse(msg: &Extracted) -> Vec<RecipientReport> {
             .collect();
     }
 
+    blocks.truncate(MAX_RECIPIENTS);
     let single = blocks.len() == 1;
+    let context = classify::context_text(text);
     blocks
         .into_iter()
         .map(|b| {
-            let mut ev = evidence_from_text(&b.text, text, delayed);
+            let mut ev = evidence_from_text(&b.text, &context, delayed);
             if single && ev.status.is_empty() {
                 // The only recipient: a status quoted anywhere in the report applies.
                 ev.status = find_status(&ev.context).unwrap_or_default();
@@ -544,9 +548,10 @@ pub(crate) fn parse(msg: &Extracted) -> Vec<RecipientReport> {
         .collect()
 }
 
-/// Build classification evidence from one recipient's text block.
-pub(crate) fn evidence_from_text(block: &str, whole: &str, delayed: bool) -> Evidence {
-    let diag = collapse_ws(block);
+/// Build classification evidence from one recipient's text block; `context` is
+/// the whole report as made by [`classify::context_text`].
+pub(crate) fn evidence_from_text(block: &str, context: &str, delayed: bool) -> Evidence {
+    let diag = classify::diag_text(block);
     Evidence {
         status: find_status(&diag).unwrap_or_default(),
         reply: find_reply_code(&diag).unwrap_or_default(),
@@ -556,7 +561,7 @@ pub(crate) fn evidence_from_text(block: &str, whole: &str, delayed: bool) -> Evi
         } else {
             Action::Failed
         }),
-        context: collapse_ws(whole),
+        context: context.to_string(),
         diag,
         sender_mentioned: false,
         recipient_in_diag: false,

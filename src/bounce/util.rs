@@ -96,37 +96,43 @@ fn is_domain_char(c: char) -> bool {
 
 /// Find e-mail addresses in free text, in order of appearance (deduplicated,
 /// original case kept). Returns (byte offset, address).
+///
+/// Works on bytes: `@` and every domain character are ASCII, and every byte of
+/// a non-ASCII character counts as a local-part character, so the walks stop
+/// only at ASCII bytes, which are character boundaries.
 pub(crate) fn find_addresses(s: &str) -> Vec<(usize, String)> {
     let mut out: Vec<(usize, String)> = Vec::new();
-    let chars: Vec<(usize, char)> = s.char_indices().collect();
-    let n = chars.len();
+    let b = s.as_bytes();
+    let n = b.len();
     let mut i = 0;
     while i < n {
-        if chars[i].1 != '@' {
-            i += 1;
-            continue;
-        }
-        // local part: walk left
-        let mut l = i;
-        while l > 0 && is_local_char(chars[l - 1].1) {
+        let Some(p) = b.get(i..).and_then(|r| r.iter().position(|&c| c == b'@')) else {
+            break;
+        };
+        let at = i + p;
+        // local part: walk left (it stops at the previous `@` at the latest,
+        // so the walks cover disjoint stretches)
+        let mut l = at;
+        while l > 0 && is_local_byte(b[l - 1]) {
             l -= 1;
         }
         // domain: walk right
-        let mut r = i + 1;
-        while r < n && is_domain_char(chars[r].1) {
+        let mut r = at + 1;
+        while r < n && is_domain_char(char::from(b[r])) {
             r += 1;
         }
-        let start = chars.get(l).map(|c| c.0).unwrap_or(0);
-        let at = chars[i].0;
-        let end = chars.get(r).map(|c| c.0).unwrap_or(s.len());
-        let local = s.get(start..at).unwrap_or("");
-        let domain = s.get(at + 1..end).unwrap_or("");
+        let local = s.get(l..at).unwrap_or("");
+        let domain = s.get(at + 1..r).unwrap_or("");
         if let Some(addr) = clean_address(local, domain) {
-            out.push((start, addr));
+            out.push((l, addr));
         }
-        i = r.max(i + 1);
+        i = r.max(at + 1);
     }
     out
+}
+
+fn is_local_byte(c: u8) -> bool {
+    !c.is_ascii() || is_local_char(char::from(c))
 }
 
 fn clean_address(local: &str, domain: &str) -> Option<String> {
