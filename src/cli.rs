@@ -295,13 +295,16 @@ pub fn run(cli: Cli) -> Result<()> {
             healthcheck(settings.listen)
         }
         Command::Bounce(BounceCmd::Parse { file }) => {
-            let raw = if file.as_os_str() == "-" {
-                let mut buf = Vec::new();
-                std::io::stdin().read_to_end(&mut buf)?;
-                buf
+            // read at most one byte past the limit: a huge file is refused, not loaded
+            let cap = crate::bounce::MAX_MESSAGE_BYTES as u64 + 1;
+            let mut raw = Vec::new();
+            if file.as_os_str() == "-" {
+                std::io::stdin().take(cap).read_to_end(&mut raw)?;
             } else {
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?
-            };
+                std::fs::File::open(&file)
+                    .and_then(|f| f.take(cap).read_to_end(&mut raw))
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+            }
             let parsed = crate::bounce::parse(&raw)
                 .with_context(|| format!("{} could not be parsed", file.display()))?;
             for r in &parsed.recipients {
