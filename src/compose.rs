@@ -156,6 +156,12 @@ fn located(field: &str, e: &minijinja::Error) -> ComposeError {
 /// A readable plain-text version of an HTML body: block elements become line breaks, links
 /// keep their target, entities are decoded, scripts and styles are dropped.
 pub fn html_to_text(html: &str) -> String {
+    html_to_text_with(html, &|h| h.starts_with("http") || h.starts_with("mailto:"))
+}
+
+/// [`html_to_text`] with the caller deciding which link targets are kept as "text (url)"
+/// (the template engine keeps its placeholders too).
+pub fn html_to_text_with(html: &str, keep_href: &dyn Fn(&str) -> bool) -> String {
     let mut out = String::with_capacity(html.len() / 2);
     let mut chars = html.char_indices().peekable();
     let mut skip_until: Option<&str> = None;
@@ -197,8 +203,7 @@ pub fn html_to_text(html: &str) -> String {
                 }
                 "li" if !lower.starts_with('/') => out.push_str("\n- "),
                 "a" if !lower.starts_with('/') => {
-                    pending_href = attr(tag, "href")
-                        .filter(|h| h.starts_with("http") || h.starts_with("mailto:"));
+                    pending_href = attr(tag, "href").filter(|h| keep_href(h));
                 }
                 "a" => {
                     if let Some(h) = pending_href.take() {

@@ -254,6 +254,54 @@ pub const OPTIONS: &[OptionSpec] = &[
         "webhook_retention_days",
         "7",
         "Keep finished webhook deliveries, their attempt log and handled events this many days."
+        "postal_address",
+        "",
+        "Postal address shown in the footer of every email; required for bulk mail. Lines separated by newlines or ' | '."
+    ),
+    opt!(
+        "brand_company_name",
+        "",
+        "Company name in the email header (when there is no logo) and footer."
+    ),
+    opt!(
+        "brand_logo_url",
+        "",
+        "https:// URL of the logo shown in the email header (160 px wide); empty shows the company name."
+    ),
+    opt!(
+        "brand_primary_color",
+        "#1d4e89",
+        "Brand colour for buttons and links (#rrggbb); darkened where needed to keep WCAG AA contrast."
+    ),
+    opt!(
+        "brand_accent_color",
+        "#b45309",
+        "Accent colour for the header stripe and small headings (#rrggbb)."
+    ),
+    opt!(
+        "brand_font_stack",
+        "-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif",
+        "CSS font stack of emails (no web fonts are loaded)."
+    ),
+    opt!(
+        "brand_social_links",
+        "",
+        "Footer links as Label=https://… separated by commas, e.g. LinkedIn=https://…,YouTube=https://…"
+    ),
+    opt!(
+        "brand_website",
+        "",
+        "Company website (logo link and footer)."
+    ),
+    opt!(
+        "brand_support_email",
+        "",
+        "Support address named in the footer."
+    ),
+    opt!(
+        "brand_lang",
+        "en",
+        "Language tag of emails (the html lang attribute), e.g. en or en-GB."
     ),
 ];
 

@@ -25,5 +25,6 @@ pub mod search;
 pub mod server;
 pub mod store;
 pub mod subscriptions;
+pub mod templates;
 pub mod tls;
 pub mod webhooks;

@@ -1,0 +1,146 @@
+//! The template library shipped in the binary (`templates/<category>/<name>.mjml`): TOML front
+//! matter between `+++` lines (name, kind, subject, preheader, sample data), then the MJML
+//! body. See templates/README.md for the format.
+
+use super::{Kind, Part, Sample, TemplateError, TemplateSource};
+
+#[derive(rust_embed::RustEmbed)]
+#[folder = "$CARGO_MANIFEST_DIR/templates/"]
+struct Files;
+
+/// One template of the library (or any file in the same format).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LibraryTemplate {
+    /// `category/name`, from the path.
+    pub id: String,
+    pub category: String,
+    pub name: String,
+    pub description: String,
+    pub kind: Kind,
+    #[serde(skip)]
+    pub source: TemplateSource,
+    pub sample: Sample,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrontMatter {
+    name: String,
+    #[serde(default)]
+    description: String,
+    kind: Kind,
+    subject: String,
+    #[serde(default)]
+    preheader: String,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    sample: Option<SampleToml>,
+}
+
+#[derive(serde::Deserialize)]
+struct SampleToml {
+    #[serde(default)]
+    contact: Option<toml::Value>,
+    #[serde(default)]
+    campaign: Option<toml::Value>,
+    #[serde(default)]
+    data: Option<toml::Value>,
+}
+
+fn to_json(v: Option<toml::Value>) -> serde_json::Value {
+    v.and_then(|v| serde_json::to_value(v).ok())
+        .unwrap_or(serde_json::Value::Object(Default::default()))
+}
+
+/// Parses a template file. `id` is `category/name`.
+pub fn parse(id: &str, text: &str) -> Result<LibraryTemplate, TemplateError> {
+    let fm_err =
+        |line: Option<(usize, usize)>, m: String| TemplateError::at(Part::FrontMatter, line, m);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let Some(rest) = text
+        .strip_prefix("+++\n")
+        .or_else(|| text.strip_prefix("+++\r\n"))
+    else {
+        return Err(fm_err(
+            Some((1, 1)),
+            "a template file starts with a '+++' line, then TOML front matter, then '+++'".into(),
+        ));
+    };
+    let Some(end) = rest.find("\n+++") else {
+        return Err(fm_err(
+            None,
+            "the front matter is not closed by a '+++' line".into(),
+        ));
+    };
+    let fm_text = &rest[..end + 1];
+    let after = &rest[end + 4..];
+    let body_start_line = 1 + fm_text.matches('\n').count() + 2;
+    let body = after
+        .strip_prefix("\r\n")
+        .or_else(|| after.strip_prefix('\n'))
+        .unwrap_or(after);
+    let fm: FrontMatter = toml::from_str(fm_text).map_err(|e| {
+        let pos = e
+            .span()
+            .map(|s| super::line_col(fm_text, s.start))
+            .map(|(l, c)| (l + 1, c));
+        fm_err(pos, e.message().to_string())
+    })?;
+    let (category, name_part) = id.split_once('/').unwrap_or(("custom", id));
+    let sample = match fm.sample {
+        Some(s) => {
+            let contact = to_json(s.contact);
+            Sample {
+                contact: serde_json::from_value(contact)
+                    .map_err(|e| fm_err(None, format!("sample.contact: {e}")))?,
+                campaign: to_json(s.campaign),
+                data: to_json(s.data),
+            }
+        }
+        None => Sample::default(),
+    };
+    Ok(LibraryTemplate {
+        id: id.to_string(),
+        category: category.to_string(),
+        name: if fm.name.is_empty() {
+            name_part.to_string()
+        } else {
+            fm.name
+        },
+        description: fm.description,
+        kind: fm.kind,
+        source: TemplateSource {
+            subject: fm.subject,
+            preheader: fm.preheader,
+            body: body.to_string(),
+            body_line: body_start_line,
+            reason: fm.reason,
+        },
+        sample,
+    })
+}
+
+/// Every template shipped in the binary, sorted by id. A template that fails to parse is
+/// reported (the library test keeps that from shipping).
+pub fn all() -> Vec<Result<LibraryTemplate, (String, TemplateError)>> {
+    let mut ids: Vec<String> = Files::iter()
+        .filter(|p| p.ends_with(".mjml"))
+        .map(|p| p.to_string())
+        .collect();
+    ids.sort();
+    ids.into_iter()
+        .filter_map(|path| {
+            let file = Files::get(&path)?;
+            let id = path.trim_end_matches(".mjml").to_string();
+            let text = String::from_utf8_lossy(&file.data).into_owned();
+            Some(parse(&id, &text).map_err(|e| (path.clone(), e)))
+        })
+        .collect()
+}
+
+/// One shipped template by id (`category/name`).
+pub fn get(id: &str) -> Option<Result<LibraryTemplate, TemplateError>> {
+    let file = Files::get(&format!("{id}.mjml"))?;
+    Some(parse(id, &String::from_utf8_lossy(&file.data)))
+}
