@@ -82,6 +82,27 @@ pub enum Command {
         #[arg(long)]
         dmarc_rua: Option<String>,
     },
+    /// Email templates: list the library, check a template file, render with sample data.
+    #[command(subcommand)]
+    Templates(TemplatesCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TemplatesCmd {
+    /// List the templates shipped in the binary.
+    List,
+    /// Compile and validate template files (or the whole library); errors are located.
+    Check { files: Vec<PathBuf> },
+    /// Render the library (or FILEs) with each template's sample data into DIR: NAME.html,
+    /// NAME.txt and index.json. The brand comes from the settings.
+    Render {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        files: Vec<PathBuf>,
+        /// Use a demonstration brand instead of the configured one.
+        #[arg(long)]
+        sample_brand: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -407,6 +428,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Templates(cmd) => templates(&cli.common, cmd),
         Command::Config(ConfigCmd::Show) => {
             let settings = load_settings(&cli.common, &[])?;
             for (k, v, src) in settings.describe() {
@@ -655,5 +677,116 @@ fn healthcheck(listen: SocketAddr) -> Result<()> {
         Ok(Ok(code)) => bail!("unhealthy: /healthz answered {code}"),
         Ok(Err(e)) => bail!("unhealthy: {e}"),
         Err(_) => bail!("unhealthy: no answer from {target} within 5 s"),
+    }
+}
+
+fn templates(common: &Common, cmd: TemplatesCmd) -> Result<()> {
+    use crate::templates::{Brand, library};
+    let load = |files: &[PathBuf]| -> Result<Vec<library::LibraryTemplate>> {
+        if files.is_empty() {
+            return library::all()
+                .into_iter()
+                .map(|t| t.map_err(|(p, e)| anyhow::anyhow!("{p}: {e}")))
+                .collect();
+        }
+        files
+            .iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("cannot read {}", f.display()))?;
+                let id = f
+                    .file_stem()
+                    .map(|s| format!("custom/{}", s.to_string_lossy()))
+                    .unwrap_or_else(|| "custom/template".into());
+                library::parse(&id, &text).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))
+            })
+            .collect()
+    };
+    match cmd {
+        TemplatesCmd::List => {
+            for t in load(&[])? {
+                let kind = serde_json::to_value(t.kind)?;
+                println!("{}\t{}\t{}", t.id, kind.as_str().unwrap_or(""), t.name);
+            }
+            Ok(())
+        }
+        TemplatesCmd::Check { files } => {
+            let settings = load_settings(common, &[])?;
+            // the configured brand when there is one, else the demonstration brand
+            let brand = Brand::from_settings(&settings)?;
+            let brand = if brand.company_name.is_empty() {
+                eprintln!(
+                    "note: brand_company_name is not set; checking with the demonstration brand"
+                );
+                Brand::sample()
+            } else {
+                brand
+            };
+            let mut failed = 0;
+            for t in load(&files)? {
+                let r = crate::templates::compile(&t.source, &brand, t.kind)
+                    .and_then(|c| c.validate(&t.sample));
+                match r {
+                    Ok(_) => println!("ok      {}", t.id),
+                    Err(e) => {
+                        failed += 1;
+                        println!("error   {}: {e}", t.id);
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} template(s) have errors");
+            }
+            Ok(())
+        }
+        TemplatesCmd::Render {
+            out,
+            files,
+            sample_brand,
+        } => {
+            let settings = load_settings(common, &[])?;
+            let brand = if sample_brand {
+                Brand::sample()
+            } else {
+                Brand::from_settings(&settings)?
+            };
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let links: std::sync::Arc<dyn crate::templates::Links> =
+                std::sync::Arc::new(crate::templates::PlainLinks {
+                    base_url: settings.public_url.clone(),
+                });
+            let mut index = Vec::new();
+            for (n, t) in load(&files)?.into_iter().enumerate() {
+                let compiled = crate::templates::compile(&t.source, &brand, t.kind)
+                    .with_context(|| format!("template {}", t.id))?;
+                compiled
+                    .validate(&t.sample)
+                    .with_context(|| format!("template {}", t.id))?;
+                let contact = &t.sample.contact;
+                let r = compiled.render(
+                    &crate::templates::Recipient {
+                        contact,
+                        data: &t.sample.data,
+                        target: crate::templates::LinkTarget {
+                            campaign_id: "preview".into(),
+                            contact_id: n as u64 + 1,
+                            email: contact.email.clone(),
+                        },
+                    },
+                    &minijinja::Value::from_serialize(&t.sample.campaign),
+                    &links,
+                )?;
+                let file = t.id.replace('/', "--");
+                std::fs::write(out.join(format!("{file}.html")), &r.html)?;
+                std::fs::write(out.join(format!("{file}.txt")), &r.text)?;
+                index.push(serde_json::json!({
+                    "id": t.id, "name": t.name, "kind": t.kind, "subject": r.subject,
+                    "preheader": r.preheader, "html": format!("{file}.html"), "text": format!("{file}.txt"),
+                }));
+            }
+            std::fs::write(out.join("index.json"), serde_json::to_vec_pretty(&index)?)?;
+            println!("rendered {} templates into {}", index.len(), out.display());
+            Ok(())
+        }
     }
 }

@@ -54,8 +54,8 @@ pub(crate) fn head(brand: &Brand, tags: &mut Tags) -> String {
 <mj-image padding="0 28px 16px" />
 <mj-class name="h1" font-size="26px" line-height="1.3" font-weight="700" padding="28px 28px 12px" />
 <mj-class name="h2" font-size="19px" line-height="1.35" font-weight="700" padding="12px 28px 8px" />
-<mj-class name="eyebrow" font-size="13px" font-weight="700" letter-spacing="1px" color="{accent_text}" padding="28px 28px 0" css-class="ms-eyebrow" />
-<mj-class name="small" font-size="14px" color="{muted}" css-class="ms-muted" />
+<mj-class name="eyebrow" font-size="13px" font-weight="700" letter-spacing="1px" color="{accent_text}" padding="28px 28px 0" css-class="ms-t ms-eyebrow" />
+<mj-class name="small" font-size="14px" color="{muted}" css-class="ms-t ms-muted" />
 <mj-class name="panel" background-color="{panel}" css-class="ms-panel" padding="16px 0 4px" />
 <mj-class name="secondary" background-color="{card}" color="{link}" border="2px solid {link}" css-class="ms-btn2" />
 </mj-attributes>
@@ -88,7 +88,7 @@ a {{ color: {link}; }}
 .ms-t p {{ margin: 0 0 12px; }}
 .ms-t table td {{ vertical-align: top; }}
 @media (prefers-color-scheme: dark) {{
-  body, .ms-page, .ms-footer, .ms-footer > table {{ background: {dpage} !important; background-color: {dpage} !important; }}
+  body, .ms-page, .ms-top, .ms-top > table, .ms-footer, .ms-footer > table {{ background: {dpage} !important; background-color: {dpage} !important; }}
   .ms-card, .ms-card > table {{ background: {dcard} !important; background-color: {dcard} !important; }}
   .ms-panel, .ms-panel > table {{ background: {dpanel} !important; background-color: {dpanel} !important; }}
   .ms-t div, .ms-t table, .ms-t td, .ms-t th, .ms-t li {{ color: {dtext} !important; }}
