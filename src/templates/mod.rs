@@ -788,6 +788,29 @@ pub fn compile(
     }
 }
 
+/// Collapses the blank lines that template tags leave in the plain text.
+fn tidy_text(text: String) -> String {
+    if !text.contains("\n\n\n") && !text.contains(" \n") {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut blanks = 0;
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            blanks += 1;
+            if blanks > 1 {
+                continue;
+            }
+        } else {
+            blanks = 0;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// Escapes a URL for an HTML attribute (only what HTML needs; '/' stays readable).
 fn attr_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
@@ -1012,9 +1035,11 @@ impl CompiledTemplate {
         let html = get("body.html")?
             .render(with_urls(true, sv.clone(), pv.clone()))
             .map_err(|e| self.locate(&e))?;
-        let text = get("body.txt")?
-            .render(with_urls(false, sv, pv))
-            .map_err(|e| self.locate(&e))?;
+        let text = tidy_text(
+            get("body.txt")?
+                .render(with_urls(false, sv, pv))
+                .map_err(|e| self.locate(&e))?,
+        );
         Ok(Rendered {
             subject,
             preheader,
