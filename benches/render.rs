@@ -9,7 +9,7 @@
 //! Prints `key=value` lines; the figure is `messages_per_sec_per_core`.
 
 use mailstead::templates::{
-    Brand, CompiledTemplate, ContactVars, LinkTarget, Links, PlainLinks, Recipient, compile,
+    Brand, CompiledTemplate, ContactVars, LinkBuilder, LinkTarget, PlainLinks, Recipient, compile,
     library,
 };
 use minijinja::Value;
@@ -38,7 +38,7 @@ fn contact(i: usize) -> ContactVars {
         "Keel",
     ];
     let mut attributes = serde_json::Map::new();
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         attributes.insert("current_stage".into(), "Intermediate".into());
     }
     ContactVars {
@@ -58,7 +58,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let brand = Brand::sample();
-    let links: Arc<dyn Links> = Arc::new(PlainLinks {
+    let links: Arc<dyn LinkBuilder> = Arc::new(PlainLinks {
         base_url: "https://mail.academy.example".into(),
     });
 
@@ -81,7 +81,7 @@ fn main() {
     let contacts: Vec<ContactVars> = (0..1000).map(contact).collect();
 
     let mut bytes = 0usize;
-    let mut render = |i: usize, bytes: &mut usize| {
+    let render = |i: usize, bytes: &mut usize| {
         let (id, c, campaign, data) = &mix[i % mix.len()];
         let contact = &contacts[i % contacts.len()];
         let r = c
@@ -93,6 +93,7 @@ fn main() {
                         campaign_id: "c-2025-03".into(),
                         contact_id: i as u64,
                         email: contact.email.clone(),
+                        message: None,
                     },
                 },
                 campaign,

@@ -751,7 +751,7 @@ fn templates(common: &Common, cmd: TemplatesCmd) -> Result<()> {
                 Brand::from_settings(&settings)?
             };
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            let links: std::sync::Arc<dyn crate::templates::Links> =
+            let links: std::sync::Arc<dyn crate::templates::LinkBuilder> =
                 std::sync::Arc::new(crate::templates::PlainLinks {
                     base_url: settings.public_url.clone(),
                 });
@@ -771,6 +771,7 @@ fn templates(common: &Common, cmd: TemplatesCmd) -> Result<()> {
                             campaign_id: "preview".into(),
                             contact_id: n as u64 + 1,
                             email: contact.email.clone(),
+                            message: None,
                         },
                     },
                     &minijinja::Value::from_serialize(&t.sample.campaign),

@@ -154,16 +154,19 @@ impl From<&crate::model::Contact> for ContactVars {
     }
 }
 
-/// Whom the per-recipient links are for. The link builder turns this into URLs.
+/// Whom the per-recipient links are for. The link builder turns this into URLs (signed ones
+/// from `crate::links` use the outbound message id and recipient index).
 #[derive(Debug, Clone, Default)]
 pub struct LinkTarget {
     pub campaign_id: String,
     pub contact_id: u64,
     pub email: String,
+    /// Outbound message id and recipient index, once the message is queued.
+    pub message: Option<(u64, u32)>,
 }
 
 /// Makes the per-recipient URLs. The campaign module plugs its signed links in here.
-pub trait Links: Send + Sync {
+pub trait LinkBuilder: Send + Sync {
     fn unsubscribe(&self, to: &LinkTarget) -> String;
     fn preferences(&self, to: &LinkTarget) -> String;
     fn view_in_browser(&self, to: &LinkTarget) -> String;
@@ -177,7 +180,7 @@ pub struct PlainLinks {
     pub base_url: String,
 }
 
-impl Links for PlainLinks {
+impl LinkBuilder for PlainLinks {
     fn unsubscribe(&self, to: &LinkTarget) -> String {
         format!(
             "{}/u/{}/{}",
@@ -982,7 +985,7 @@ impl CompiledTemplate {
         env: &Environment<'static>,
         r: &Recipient,
         campaign: &Value,
-        links: &Arc<dyn Links>,
+        links: &Arc<dyn LinkBuilder>,
     ) -> Result<Rendered, TemplateError> {
         let target = Arc::new(r.target.clone());
         let urls = [
@@ -1053,7 +1056,7 @@ impl CompiledTemplate {
         &self,
         r: &Recipient,
         campaign: &Value,
-        links: &Arc<dyn Links>,
+        links: &Arc<dyn LinkBuilder>,
     ) -> Result<Rendered, TemplateError> {
         self.render_in(&self.send, r, campaign, links)
     }
@@ -1063,7 +1066,7 @@ impl CompiledTemplate {
         &self,
         r: &Recipient,
         campaign: &Value,
-        links: &Arc<dyn Links>,
+        links: &Arc<dyn LinkBuilder>,
     ) -> Result<Rendered, TemplateError> {
         self.render_in(&self.strict, r, campaign, links)
     }
@@ -1072,7 +1075,7 @@ impl CompiledTemplate {
     /// again with a contact that has nothing but an email address (so every optional contact
     /// field needs a `| default(...)` or an `{% if %}`).
     pub fn validate(&self, sample: &Sample) -> Result<Rendered, TemplateError> {
-        let links: Arc<dyn Links> = Arc::new(PlainLinks {
+        let links: Arc<dyn LinkBuilder> = Arc::new(PlainLinks {
             base_url: "https://mailstead.invalid".into(),
         });
         let campaign = Value::from_serialize(&sample.campaign);
@@ -1114,13 +1117,13 @@ pub struct Sample {
 /// `tracked(url)`: the per-recipient click-tracking link.
 #[derive(Debug)]
 struct Tracked {
-    links: Arc<dyn Links>,
+    links: Arc<dyn LinkBuilder>,
     target: Arc<LinkTarget>,
 }
 
-impl std::fmt::Debug for dyn Links {
+impl std::fmt::Debug for dyn LinkBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Links")
+        f.write_str("LinkBuilder")
     }
 }
 

@@ -1,6 +1,6 @@
 use super::*;
 
-fn links() -> Arc<dyn Links> {
+fn links() -> Arc<dyn LinkBuilder> {
     Arc::new(PlainLinks {
         base_url: "https://mail.academy.example".into(),
     })
@@ -41,6 +41,7 @@ fn target() -> LinkTarget {
         campaign_id: "c7".into(),
         contact_id: 42,
         email: "ann@example.org".into(),
+        message: None,
     }
 }
 
