@@ -7,20 +7,9 @@ use super::{Kind, Tags};
 
 /// Escapes text for MJML/HTML and keeps braces from being read as template syntax.
 pub(crate) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '{' => out.push_str("&#123;"),
-            '}' => out.push_str("&#125;"),
-            c => out.push(c),
-        }
-    }
-    out
+    super::attr_escape(s)
+        .replace('{', "&#123;")
+        .replace('}', "&#125;")
 }
 
 /// The class the footer section carries; templates may not mention it.

@@ -814,8 +814,9 @@ fn tidy_text(text: String) -> String {
     out
 }
 
-/// Escapes a URL for an HTML attribute (only what HTML needs; '/' stays readable).
-fn attr_escape(s: &str) -> String {
+/// Escapes text for HTML text or a quoted attribute (only what HTML needs; '/' stays
+/// readable in URLs).
+pub fn attr_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
