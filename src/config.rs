@@ -254,6 +254,8 @@ pub const OPTIONS: &[OptionSpec] = &[
         "webhook_retention_days",
         "7",
         "Keep finished webhook deliveries, their attempt log and handled events this many days."
+    ),
+    opt!(
         "postal_address",
         "",
         "Postal address shown in the footer of every email; required for bulk mail. Lines separated by newlines or ' | '."
