@@ -519,9 +519,10 @@ fn the_listener_is_no_relay_and_holds_its_limits() {
     assert!(d.say("QUIT").starts_with("221"));
 
     // an over-long command line ends the session without harm
+    // (the server may close the connection while the line is still being written)
     let (mut d, _) = Dialogue::open(listen);
-    d.send_raw(&vec![b'A'; 100_000]);
-    d.send_raw(b"\r\n");
+    let _ = d.w.write_all(&vec![b'A'; 100_000]);
+    let _ = d.w.write_all(b"\r\n");
     let _ = d.reply();
     // the server is fine and nothing was recorded
     assert_eq!(s.get("/healthz").status(), 200);
