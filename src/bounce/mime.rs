@@ -170,7 +170,15 @@ pub(crate) fn extract(raw: &[u8]) -> Result<Extracted, BounceError> {
         ));
     }
 
-    let Some(message) = MessageParser::default().parse(body) else {
+    // mail-parser 0.11 panics on some malformed multipart nesting ("Invalid part ID", found
+    // by fuzzing): contain it, so hostile input is an error and never takes the process down
+    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(body));
+    let Ok(parsed) = parsed else {
+        return Err(BounceError::NotAMessage(
+            "the MIME structure is malformed (multipart parts that do not nest)".into(),
+        ));
+    };
+    let Some(message) = parsed else {
         return Err(BounceError::NotAMessage("unparseable message".into()));
     };
 

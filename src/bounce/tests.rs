@@ -333,6 +333,13 @@ fn ordinary_mail_is_not_feedback() {
 }
 
 #[test]
+fn a_mime_structure_that_panics_mail_parser_is_a_typed_error() {
+    // found by cargo fuzz: mail-parser 0.11.9 panics with "Invalid part ID" on this input
+    let raw = include_bytes!("testdata/fuzz-crash-mail-parser-part-id.eml");
+    assert!(matches!(parse(raw), Err(BounceError::NotAMessage(m)) if m.contains("malformed")));
+}
+
+#[test]
 fn garbage_is_a_typed_error() {
     assert!(matches!(parse(b""), Err(BounceError::NotAMessage(_))));
     assert!(matches!(
