@@ -18,20 +18,7 @@ use std::net::SocketAddr;
 /// Largest form body accepted on these pages.
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
 
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::templates::attr_escape as esc;
 
 /// `ann@example.com` → `an…@example.com`: enough to recognise, little to leak when a
 /// message is forwarded.
