@@ -495,6 +495,16 @@ impl Campaigns {
             ));
         }
         self.check_audience(&c.audience)?;
+        // the subject and preheader are the campaign's own text: located errors now (the
+        // template and brand are checked again when sending is asked for)
+        if let Err(CampaignError::Template(e)) = self.check_sendable(c)
+            && matches!(
+                e.part,
+                templates::Part::Subject | templates::Part::Preheader
+            )
+        {
+            return Err(e.into());
+        }
         if let Some(ab) = &mut c.ab_test {
             if ab.subjects.len() < 2 || ab.subjects.len() > 5 {
                 return Err(invalid("ab_test.subjects", "give 2 to 5 subject lines"));

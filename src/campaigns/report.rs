@@ -4,7 +4,7 @@
 //! complaints) and unsubscribes.
 
 use super::{Campaigns, Result};
-use crate::model::{DeliveryState, FeedbackType, Id};
+use crate::model::{DeliveryState, Id};
 use crate::policy::{Action, Actor};
 use crate::store::campaigns as cstore;
 use serde::Serialize;
@@ -171,12 +171,9 @@ impl Campaigns {
                 }
                 DeliveryState::Queued | DeliveryState::Sending => s.pending += 1,
             }
-            for f in store.feedback_for_message(d.message)? {
-                if f.kind == FeedbackType::Complaint {
-                    s.complaints += 1;
-                }
-            }
         }
+        let messages: Vec<Id> = domain_of.keys().copied().collect();
+        s.complaints = store.complaints_about(&messages)?;
 
         let mut link_clicks: HashMap<String, (u64, HashSet<Id>)> = HashMap::new();
         for e in &events {
