@@ -6,11 +6,11 @@
 //! succeeded and nothing is stored. Nothing here knows HTTP.
 
 use crate::audit;
-use crate::contacts::{ContactError, Contacts, empty_contact, emit_contact};
+use crate::contacts::{ContactError, Contacts, emit_contact, empty_contact};
 use crate::delivery::Verp;
 use crate::model::{
-    AuditAction, Consent, Contact, EventType, Id, MailingList, Membership, MembershipStatus,
-    OptIn, SuppressionReason, normalise_email, now,
+    AuditAction, Consent, Contact, EventType, Id, MailingList, Membership, MembershipStatus, OptIn,
+    SuppressionReason, normalise_email, now,
 };
 use crate::store::{ContactTx, Store, StoreError, suppression};
 use std::sync::Arc;
@@ -99,7 +99,11 @@ impl Forms {
     pub fn confirm_url(&self, contact_id: Id, list_id: Id) -> String {
         // the codec signs (id, index): here (contact, list)
         let list = u32::try_from(list_id).unwrap_or(u32::MAX);
-        format!("{}/confirm/{}", self.base_url, self.codec.token(contact_id, list))
+        format!(
+            "{}/confirm/{}",
+            self.base_url,
+            self.codec.token(contact_id, list)
+        )
     }
 
     /// Records a sign-up for `list_id`.
@@ -129,7 +133,9 @@ impl Forms {
                 None => None,
             };
             let created = existing.is_none();
-            let mut c: Contact = existing.clone().unwrap_or_else(|| empty_contact(email.clone()));
+            let mut c: Contact = existing
+                .clone()
+                .unwrap_or_else(|| empty_contact(email.clone()));
             if c.first_name.is_empty() {
                 c.first_name = first.clone();
             }
@@ -168,7 +174,11 @@ impl Forms {
             if status == MembershipStatus::Confirmed {
                 lift_unsubscribe(tx, &who, &email)?;
             }
-            let c = if created { tx.insert(c)? } else { tx.update(c)? };
+            let c = if created {
+                tx.insert(c)?
+            } else {
+                tx.update(c)?
+            };
             emit_contact(
                 tx,
                 if created {

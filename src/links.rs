@@ -299,7 +299,11 @@ mod tests {
         assert_eq!(l.decode_click(token, mac, "https://evil.example/"), None);
         assert_eq!(l.decode_click(token, &mac[1..], url), None);
         let open = l.token(LinkKind::Open, 9, 0);
-        assert_eq!(l.decode_click(&open, mac, url), None, "an open token is no click token");
+        assert_eq!(
+            l.decode_click(&open, mac, url),
+            None,
+            "an open token is no click token"
+        );
         assert!(l.open_url(9, 0).ends_with(".gif"));
         assert!(l.view_url(9, 0).contains("/v/"));
     }

@@ -159,15 +159,12 @@ impl Tracking {
             .decode_click(token, mac, url)
             .ok_or(TrackError::BadLink)?;
         if let Some(campaign_id) = self.campaign_of(message)? {
-            let delivered_at = self
-                .store
-                .delivery(message, index)?
-                .and_then(|d| {
-                    d.events
-                        .iter()
-                        .find(|e| e.state == DeliveryState::Sent)
-                        .map(|e| e.at)
-                });
+            let delivered_at = self.store.delivery(message, index)?.and_then(|d| {
+                d.events
+                    .iter()
+                    .find(|e| e.state == DeliveryState::Sent)
+                    .map(|e| e.at)
+            });
             let since = delivered_at.map(|t| (now() - t).whole_seconds());
             let machine = classify_click(client, since);
             self.store.record_track_event(&TrackEvent {
@@ -250,25 +247,37 @@ mod tests {
             )),
             (None, Some("gmail_proxy"))
         );
-        assert_eq!(classify_open(&client("", "203.0.113.9")).0, Some("prefetch"));
+        assert_eq!(
+            classify_open(&client("", "203.0.113.9")).0,
+            Some("prefetch")
+        );
     }
 
     #[test]
     fn scanners_are_told_apart() {
         let browser = "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0";
-        assert_eq!(classify_click(&client(browser, "203.0.113.9"), Some(3600)), None);
+        assert_eq!(
+            classify_click(&client(browser, "203.0.113.9"), Some(3600)),
+            None
+        );
         assert_eq!(
             classify_click(&client(browser, "203.0.113.9"), Some(1)),
             Some("scanner"),
             "a click one second after delivery"
         );
         assert_eq!(
-            classify_click(&client("Mozilla/5.0 (compatible; BingPreview/1.0b)", "1.2.3.4"), None),
+            classify_click(
+                &client("Mozilla/5.0 (compatible; BingPreview/1.0b)", "1.2.3.4"),
+                None
+            ),
             Some("scanner")
         );
         let mut head = client(browser, "203.0.113.9");
         head.head = true;
         assert_eq!(classify_click(&head, None), Some("scanner"));
-        assert_eq!(classify_click(&client("", "1.2.3.4"), None), Some("scanner"));
+        assert_eq!(
+            classify_click(&client("", "1.2.3.4"), None),
+            Some("scanner")
+        );
     }
 }

@@ -141,7 +141,11 @@ fn act(s: &Server, id: u64, verb: &str) -> Value {
 fn wait_for(s: &Server, what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !done() {
-        assert!(Instant::now() < deadline, "{what} never happened\n{}", s.log());
+        assert!(
+            Instant::now() < deadline,
+            "{what} never happened\n{}",
+            s.log()
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
@@ -171,7 +175,8 @@ fn dumps(sink: &harness::SmtpSink, at_least: usize) -> Vec<PathBuf> {
         let files = sink.messages();
         let complete = files.len() >= at_least
             && files.iter().all(|f| {
-                std::fs::read_to_string(f).is_ok_and(|d| d.contains("X-Rcpt-Args:") && d.contains("\n\n"))
+                std::fs::read_to_string(f)
+                    .is_ok_and(|d| d.contains("X-Rcpt-Args:") && d.contains("\n\n"))
             });
         if complete {
             return files;
@@ -294,7 +299,10 @@ fn campaign_to_1000_contacts_exactly_once_signed_unsubscribable_and_tracked() {
         let n = &rcpt[1..5];
         let text = m["text"].as_str().unwrap();
         assert!(text.contains(&format!("Hello First{n}")), "{rcpt}: {text}");
-        assert!(text.contains("Northwind Training Ltd"), "postal address in the footer");
+        assert!(
+            text.contains("Northwind Training Ltd"),
+            "postal address in the footer"
+        );
         assert_eq!(
             m["subject"].as_str().unwrap(),
             format!("Your path, First{n}")
@@ -596,7 +604,10 @@ fn double_opt_in_form_records_consent_and_resists_bots() {
         .unwrap();
     let embed = s.get_json(&format!("/api/v1/lists/{list}/form"));
     let html = embed["html"].as_str().unwrap();
-    assert!(html.contains(&format!("/f/{list}")) && html.contains("name=\"website\""), "{html}");
+    assert!(
+        html.contains(&format!("/f/{list}")) && html.contains("name=\"website\""),
+        "{html}"
+    );
     let anon = trusting_client(&s.data());
     let form = |body: &str| {
         anon.post(s.url(&format!("/f/{list}")))
@@ -623,11 +634,17 @@ fn double_opt_in_form_records_consent_and_resists_bots() {
     assert_eq!(c["lists"][0]["status"], "unconfirmed", "{c}");
     let consent = &c["consents"][0];
     assert_eq!(consent["ip"], "127.0.0.1");
-    assert!(consent["wording"].as_str().unwrap().contains("Exam dates"), "{consent}");
+    assert!(
+        consent["wording"].as_str().unwrap().contains("Exam dates"),
+        "{consent}"
+    );
     // the confirmation mail arrives over SMTP; its link confirms (a GET only shows a button)
     let dump = std::fs::read_to_string(&dumps(&lab.sink, 1)[0]).unwrap();
     assert_eq!(rcpt_of(&dump), "dana@customers.test");
-    let flat = dump.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
+    let flat = dump
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
     let link = flat
         .split(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>')
         .find(|p| p.starts_with(&format!("{PUBLIC_URL}/confirm/")))
@@ -637,7 +654,10 @@ fn double_opt_in_form_records_consent_and_resists_bots() {
     let r = anon.get(s.url(&path)).send().unwrap();
     assert_eq!(r.status(), 200);
     let c = s.get_json(&format!("/api/v1/contacts/{id}"));
-    assert_eq!(c["lists"][0]["status"], "unconfirmed", "a GET does not confirm");
+    assert_eq!(
+        c["lists"][0]["status"], "unconfirmed",
+        "a GET does not confirm"
+    );
     let r = anon.post(s.url(&path)).send().unwrap();
     assert_eq!(r.status(), 200);
     let c = s.get_json(&format!("/api/v1/contacts/{id}"));
@@ -651,7 +671,13 @@ fn double_opt_in_form_records_consent_and_resists_bots() {
     // per-address rate limit on the public pages
     let mut limited = false;
     for _ in 0..80 {
-        if anon.get(s.url(&format!("/f/{list}"))).send().unwrap().status() == 429 {
+        if anon
+            .get(s.url(&format!("/f/{list}")))
+            .send()
+            .unwrap()
+            .status()
+            == 429
+        {
             limited = true;
             break;
         }
@@ -684,7 +710,11 @@ fn ab_subject_test_picks_the_most_opened_and_non_openers_get_a_resend() {
     // the sample (20 of 40) goes out, split between the subjects, then the sender waits
     let files = dumps(&lab.sink, 20);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(lab.sink.messages().len(), 20, "only the sample before the winner is known");
+    assert_eq!(
+        lab.sink.messages().len(),
+        20,
+        "only the sample before the winner is known"
+    );
     // people open three messages with the second subject and one with the first
     let anon = trusting_client(&s.data());
     let browser = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";

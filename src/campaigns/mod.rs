@@ -405,7 +405,10 @@ impl Campaigns {
         }
         for l in &a.lists {
             if self.store.list(*l)?.is_none() {
-                return Err(invalid("audience.lists", format!("list {l} does not exist")));
+                return Err(invalid(
+                    "audience.lists",
+                    format!("list {l} does not exist"),
+                ));
             }
         }
         if let Some(s) = a.segment
@@ -509,7 +512,11 @@ impl Campaigns {
             if ab.subjects.len() < 2 || ab.subjects.len() > 5 {
                 return Err(invalid("ab_test.subjects", "give 2 to 5 subject lines"));
             }
-            if ab.subjects.iter().any(|s| s.trim().is_empty() || s.contains('\n')) {
+            if ab
+                .subjects
+                .iter()
+                .any(|s| s.trim().is_empty() || s.contains('\n'))
+            {
                 return Err(invalid(
                     "ab_test.subjects",
                     "subject lines must be non-empty single lines",
@@ -598,7 +605,10 @@ impl Campaigns {
         let mut before = None;
         self.store.update_campaign(id, |wtx, mut c| {
             if !matches!(c.status, CampaignStatus::Draft | CampaignStatus::Scheduled) {
-                return Err(state(&c, "only draft and scheduled campaigns can be edited"));
+                return Err(state(
+                    &c,
+                    "only draft and scheduled campaigns can be edited",
+                ));
             }
             before = Some(c.clone());
             self.apply_input(&mut c, input)?;
@@ -684,7 +694,10 @@ impl Campaigns {
         actor.check_campaigns(Action::Update)?;
         let c = self.get(actor, id)?;
         if !matches!(c.status, CampaignStatus::Draft | CampaignStatus::Scheduled) {
-            return Err(state(&c, "only a draft or scheduled campaign can be started"));
+            return Err(state(
+                &c,
+                "only a draft or scheduled campaign can be started",
+            ));
         }
         self.begin(actor, id)
     }
@@ -700,7 +713,10 @@ impl Campaigns {
         let audience = self.resolve_audience(&c)?;
         let c = self.store.update_campaign(id, |wtx, mut c| {
             if !matches!(c.status, CampaignStatus::Draft | CampaignStatus::Scheduled) {
-                return Err(state(&c, "only a draft or scheduled campaign can be started"));
+                return Err(state(
+                    &c,
+                    "only a draft or scheduled campaign can be started",
+                ));
             }
             let before = c.clone();
             c.audience_size = cstore::snapshot_audience_in(wtx, id, &audience)?;
@@ -723,7 +739,9 @@ impl Campaigns {
         if at <= now() {
             return Err(invalid(
                 "at",
-                format!("{at} is in the past; give a future time (RFC 3339, e.g. 2030-01-31T09:00:00Z)"),
+                format!(
+                    "{at} is in the past; give a future time (RFC 3339, e.g. 2030-01-31T09:00:00Z)"
+                ),
             ));
         }
         let c = self.get(actor, id)?;
@@ -795,7 +813,10 @@ impl Campaigns {
                 let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
                 return Err(state(
                     &c,
-                    format!("only a campaign that is {} can {verb}", allowed.join(" or ")),
+                    format!(
+                        "only a campaign that is {} can {verb}",
+                        allowed.join(" or ")
+                    ),
                 ));
             }
             let before = c.clone();
@@ -825,7 +846,10 @@ mod tests {
         let doc = "<mjml>\n<mj-body>\n<mj-section><mj-column><mj-text>Hi</mj-text></mj-column></mj-section>\n</mj-body>\n</mjml>";
         let (body, subject, _) = parse_mjml("x", doc).unwrap();
         assert!(subject.is_none());
-        assert_eq!(body.lines().nth(2).map(str::trim_start), Some("<mj-section><mj-column><mj-text>Hi</mj-text></mj-column></mj-section>"));
+        assert_eq!(
+            body.lines().nth(2).map(str::trim_start),
+            Some("<mj-section><mj-column><mj-text>Hi</mj-text></mj-column></mj-section>")
+        );
         assert!(!body.contains("<mj-body"));
         let (body, _, _) = parse_mjml("x", "<mj-section></mj-section>").unwrap();
         assert_eq!(body, "<mj-section></mj-section>");

@@ -146,10 +146,12 @@ impl Campaigns {
             if let Some(v) = variants.get_mut(usize::from(*variant)) {
                 v.queued += 1;
             }
-            let dom = domains.entry(d.domain.clone()).or_insert_with(|| DomainStats {
-                domain: d.domain.clone(),
-                ..Default::default()
-            });
+            let dom = domains
+                .entry(d.domain.clone())
+                .or_insert_with(|| DomainStats {
+                    domain: d.domain.clone(),
+                    ..Default::default()
+                });
             dom.queued += 1;
             let at = d.events.last().map(|e| e.at).unwrap_or(d.updated_at);
             match d.state {

@@ -21,9 +21,12 @@ impl From<TemplateError> for ApiError {
             (None, crate::templates::Part::Preheader) => "preheader".into(),
             _ => "mjml".into(),
         };
-        let mut a =
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_template", e.to_string())
-                .field(field);
+        let mut a = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_template",
+            e.to_string(),
+        )
+        .field(field);
         if let Some(l) = e.line {
             a = a.at(l, e.column.unwrap_or(1));
         }
@@ -50,9 +53,11 @@ impl From<CampaignError> for ApiError {
                     .field(c.field)
             }
             CampaignError::Outbound(o) => o.into(),
-            e @ CampaignError::NoSender => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
-            }
+            e @ CampaignError::NoSender => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
         }
     }
 }
@@ -236,7 +241,11 @@ pub async fn list(
     Ok(Json(CampaignList { items }))
 }
 
-fn view(app: &AppState, actor: &crate::policy::Actor, c: Campaign) -> Result<CampaignView, ApiError> {
+fn view(
+    app: &AppState,
+    actor: &crate::policy::Actor,
+    c: Campaign,
+) -> Result<CampaignView, ApiError> {
     let stats = app.campaigns.stats(actor, c.id)?;
     Ok(CampaignView { campaign: c, stats })
 }
@@ -349,18 +358,19 @@ pub async fn schedule(
     Path(id): Path<Id>,
     Json(b): Json<ScheduleRequest>,
 ) -> Result<Json<CampaignView>, ApiError> {
-    let at = time::OffsetDateTime::parse(
-        b.at.trim(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            format!("'{}' is not an RFC 3339 time such as 2030-01-31T09:00:00Z ({e})", b.at),
-        )
-        .field("at")
-    })?;
+    let at =
+        time::OffsetDateTime::parse(b.at.trim(), &time::format_description::well_known::Rfc3339)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    format!(
+                        "'{}' is not an RFC 3339 time such as 2030-01-31T09:00:00Z ({e})",
+                        b.at
+                    ),
+                )
+                .field("at")
+            })?;
     let v = blocking(move || {
         let c = app.campaigns.schedule(&actor, id, at)?;
         view(&app, &actor, c)
@@ -389,10 +399,7 @@ pub async fn test(
     Path(id): Path<Id>,
     Json(b): Json<TestRequest>,
 ) -> Result<(StatusCode, Json<TestQueued>), ApiError> {
-    let runner = app
-        .campaign_runner
-        .clone()
-        .ok_or(CampaignError::NoSender)?;
+    let runner = app.campaign_runner.clone().ok_or(CampaignError::NoSender)?;
     let ids = blocking(move || runner.send_test(&actor, id, &b.to)).await?;
     Ok((StatusCode::ACCEPTED, Json(TestQueued { message_ids: ids })))
 }

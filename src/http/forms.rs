@@ -22,7 +22,10 @@ fn problem(e: &FormError) -> Response {
         FormError::Invalid(m) => page(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Please check your details",
-            &format!("<p>{}</p><p><a href=\"javascript:history.back()\">Back</a></p>", esc(m)),
+            &format!(
+                "<p>{}</p><p><a href=\"javascript:history.back()\">Back</a></p>",
+                esc(m)
+            ),
         ),
         FormError::NoList => page(
             StatusCode::NOT_FOUND,

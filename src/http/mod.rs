@@ -210,7 +210,10 @@ pub fn router(state: AppState) -> Router {
             get(forms::confirm_page).post(forms::confirm),
         )
         .route("/o/{token}", get(tracking::open))
-        .route("/c/{token}/{mac}", get(tracking::click).head(tracking::click))
+        .route(
+            "/c/{token}/{mac}",
+            get(tracking::click).head(tracking::click),
+        )
         .route("/v/{token}", get(tracking::view))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

@@ -297,15 +297,15 @@ impl Store {
         };
         if let Some(kind) = kind {
             super::events::emit(
-            &wtx,
-            kind,
-            serde_json::json!({
-                "campaign_id": e.campaign_id,
-                "message_id": e.message,
-                "url": e.url,
-                "machine": e.machine,
-            }),
-        )?;
+                &wtx,
+                kind,
+                serde_json::json!({
+                    "campaign_id": e.campaign_id,
+                    "message_id": e.message,
+                    "url": e.url,
+                    "machine": e.machine,
+                }),
+            )?;
         }
         wtx.commit()?;
         Ok(firsts)
