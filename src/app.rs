@@ -32,6 +32,7 @@ pub struct App {
     pub accounts: Accounts,
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     pub audit: Arc<crate::audit::Audit>,
+    pub segments: Arc<crate::segments::Segments>,
     pub metrics: Arc<Metrics>,
     pub started: std::time::Instant,
 }
@@ -68,7 +69,9 @@ impl App {
         )?;
         let webhooks = Arc::new(crate::webhooks::Webhooks::new(&settings, store.clone()));
         let audit = Arc::new(crate::audit::Audit::new(store.clone())?);
+        let segments = Arc::new(crate::segments::Segments::new(store.clone()));
         Ok(App {
+            segments,
             webhooks,
             audit,
             settings,

@@ -16,6 +16,20 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    pub location: Option<ErrorLocation>,
+}
+
+/// Where in a submitted text (a segment filter) the problem is.
+#[derive(Debug, Clone)]
+pub struct ErrorLocation {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// 0-based character offset.
+    pub offset: usize,
+    /// The line, and a caret under the column.
+    pub excerpt: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -29,6 +43,18 @@ pub struct ErrorDetail {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// 1-based line of the problem in a submitted text (segment filters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// 1-based column (in characters) of the problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+    /// 0-based character offset of the problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<usize>,
+    /// The line with a caret under the column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
 }
 
 impl ApiError {
@@ -38,10 +64,15 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            location: None,
         }
     }
     pub fn field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
+        self
+    }
+    pub fn location(mut self, location: ErrorLocation) -> Self {
+        self.location = Some(location);
         self
     }
     pub fn not_found(what: &str) -> Self {
@@ -74,6 +105,10 @@ impl IntoResponse for ApiError {
                 code: self.code.to_string(),
                 message: self.message,
                 field: self.field,
+                line: self.location.as_ref().map(|l| l.line),
+                column: self.location.as_ref().map(|l| l.column),
+                offset: self.location.as_ref().map(|l| l.offset),
+                excerpt: self.location.map(|l| l.excerpt),
             },
         };
         let mut r = (self.status, axum::Json(body)).into_response();

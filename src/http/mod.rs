@@ -10,6 +10,7 @@ pub mod error;
 pub mod imports;
 pub mod messages;
 pub mod public;
+pub mod segments;
 pub mod suppressions;
 pub mod webhooks_in;
 pub mod webhooks_out;
@@ -77,6 +78,8 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
         webhooks_out::list, webhooks_out::create, webhooks_out::get, webhooks_out::update, webhooks_out::delete,
         webhooks_out::enable, webhooks_out::rotate_secret, webhooks_out::test, webhooks_out::deliveries,
         audit::list, audit::export, audit::verify,
+        segments::list, segments::create, segments::get, segments::update, segments::delete,
+        segments::count, segments::preview,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth)
@@ -158,6 +161,15 @@ pub fn router(state: AppState) -> Router {
         .route("/feedback", g(suppressions::log))
         .nest("/webhooks", webhooks_in::routes(&state))
         .nest("/webhook-subscriptions", webhooks_out::routes())
+        .route("/segments", g(segments::list).post(segments::create))
+        .route("/segments/preview", axum::routing::post(segments::preview))
+        .route(
+            "/segments/{id}",
+            g(segments::get)
+                .put(segments::update)
+                .delete(segments::delete),
+        )
+        .route("/segments/{id}/count", g(segments::count))
         .route("/audit", g(audit::list))
         .route("/audit/export", g(audit::export))
         .route("/audit/verify", g(audit::verify))

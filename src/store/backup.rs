@@ -54,6 +54,9 @@ macro_rules! for_each_table {
         n += $f($src, $dst, audit::AUDIT)?;
         n += $f($src, $dst, audit::AUDIT_BY_RECORD)?;
         n += $f($src, $dst, audit::AUDIT_BY_ACTOR)?;
+        n += $f($src, $dst, segments::SEGMENTS)?;
+        n += $f($src, $dst, segments::CONTACT_ENGAGEMENT)?;
+        n += $f($src, $dst, segments::ENGAGEMENT_CHANGES)?;
         n
     }};
 }

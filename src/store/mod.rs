@@ -11,6 +11,7 @@ pub mod events;
 mod imports;
 mod lists;
 mod queue;
+pub mod segments;
 pub mod suppression;
 pub mod webhooks;
 
@@ -23,6 +24,10 @@ pub use imports::save_import_in;
 pub use lists::{create_list_in, update_list_in};
 pub use queue::{Claimed, DeliveryFilter, QueueStats, Settlement, SiteStats};
 pub(crate) use queue::{DELIVERIES, DUE, OUT_BODIES, OUT_MESSAGES};
+pub use segments::{
+    SegmentHeads, create_segment_in, delete_segment_in, record_engagement_in, segment_in,
+    update_segment_in,
+};
 pub use webhooks::{WebhookClaim, WebhookSettlement};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -53,7 +58,7 @@ pub(crate) const IMPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("im
 pub const TOMBSTONE: u64 = 1 << 63;
 
 /// Schema version this build writes. Migrations bring older stores forward at start.
-pub const SCHEMA_VERSION: u64 = 4;
+pub const SCHEMA_VERSION: u64 = 5;
 const DB_FILE: &str = "mailstead.redb";
 
 #[derive(Debug, thiserror::Error)]
@@ -229,6 +234,12 @@ impl Store {
                     wtx.open_table(audit::AUDIT)?;
                     wtx.open_table(audit::AUDIT_BY_RECORD)?;
                     wtx.open_table(audit::AUDIT_BY_ACTOR)?;
+                }
+                4 => {
+                    // v5: saved segments and per-contact campaign engagement with its change log.
+                    wtx.open_table(segments::SEGMENTS)?;
+                    wtx.open_table(segments::CONTACT_ENGAGEMENT)?;
+                    wtx.open_table(segments::ENGAGEMENT_CHANGES)?;
                 }
                 _ => {
                     return Err(StoreError::Invalid(format!(
