@@ -6,15 +6,6 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-fn put(s: &Server, path: &str, body: &Value) -> reqwest::blocking::Response {
-    s.client
-        .put(s.url(path))
-        .bearer_auth(&s.token)
-        .json(body)
-        .send()
-        .unwrap()
-}
-
 fn count_as(s: &Server, token: &str, filter: &str) -> u64 {
     let r = s
         .client
@@ -85,8 +76,7 @@ fn segments_count_preview_crud_scope_and_errors() {
         1
     );
     assert_eq!(s.get_json("/api/v1/segments")["items"][0]["id"], sid);
-    let r = put(
-        &s,
+    let r = s.put(
         &format!("/api/v1/segments/{sid}"),
         &json!({"filter": r#"tag = "certified""#}),
     );
@@ -135,8 +125,7 @@ fn segments_count_preview_crud_scope_and_errors() {
         "{e}"
     );
     assert!(e["excerpt"].as_str().unwrap().ends_with("      ^"), "{e}");
-    let (status, e) = error_of(put(
-        &s,
+    let (status, e) = error_of(s.put(
         &format!("/api/v1/segments/{sid}"),
         &json!({"filter": "created_within(30x)"}),
     ));

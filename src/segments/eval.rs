@@ -122,18 +122,7 @@ fn bytes(t: &TextTest) -> Option<Bytes> {
     })
 }
 
-fn cmp_num(a: f64, op: CmpOp, b: f64) -> bool {
-    match op {
-        CmpOp::Eq => a == b,
-        CmpOp::Ne => a != b,
-        CmpOp::Lt => a < b,
-        CmpOp::Le => a <= b,
-        CmpOp::Gt => a > b,
-        CmpOp::Ge => a >= b,
-    }
-}
-
-fn cmp_str(a: &str, op: CmpOp, b: &str) -> bool {
+fn cmp<T: PartialOrd + ?Sized>(a: &T, op: CmpOp, b: &T) -> bool {
     match op {
         CmpOp::Eq => a == b,
         CmpOp::Ne => a != b,
@@ -148,14 +137,10 @@ fn cmp_str(a: &str, op: CmpOp, b: &str) -> bool {
 /// compare as numbers with numbers; text compares case-insensitively.
 fn attr_cmp(v: &AttrVal, op: CmpOp, lit: &Literal) -> bool {
     match (v, lit) {
-        (AttrVal::Num(n), Literal::Num(x)) => cmp_num(*n, op, *x),
-        (AttrVal::Str(s), Literal::Num(x)) => {
-            s.trim().parse::<f64>().is_ok_and(|n| cmp_num(n, op, *x))
-        }
-        (AttrVal::Num(n), Literal::Str(x)) => {
-            x.trim().parse::<f64>().is_ok_and(|x| cmp_num(*n, op, x))
-        }
-        (AttrVal::Str(s), Literal::Str(x)) => cmp_str(s, op, &x.to_lowercase()),
+        (AttrVal::Num(n), Literal::Num(x)) => cmp(n, op, x),
+        (AttrVal::Str(s), Literal::Num(x)) => s.trim().parse::<f64>().is_ok_and(|n| cmp(&n, op, x)),
+        (AttrVal::Num(n), Literal::Str(x)) => x.trim().parse::<f64>().is_ok_and(|x| cmp(n, op, &x)),
+        (AttrVal::Str(s), Literal::Str(x)) => cmp(&**s, op, x.to_lowercase().as_str()),
         (AttrVal::Bool(b), Literal::Bool(x)) => op == CmpOp::Eq && b == x,
         (AttrVal::Str(s), Literal::Bool(x)) => op == CmpOp::Eq && *s.as_ref() == *x.to_string(),
         (AttrVal::Bool(b), Literal::Str(x)) => {

@@ -663,30 +663,31 @@ impl<'s> Parser<'s> {
         }
     }
 
-    fn or(&mut self) -> Result<Expr, FilterError> {
-        let mut items = vec![self.and()?];
-        while is_kw(&self.peek().tok, "or") {
+    /// `next (kw next)*`, for `or` over `and` and `and` over `unary`.
+    fn chain(
+        &mut self,
+        kw: &str,
+        next: fn(&mut Self) -> Result<Expr, FilterError>,
+        make: fn(Vec<Expr>) -> Expr,
+    ) -> Result<Expr, FilterError> {
+        let mut items = vec![next(self)?];
+        while is_kw(&self.peek().tok, kw) {
             self.bump();
-            items.push(self.and()?);
+            items.push(next(self)?);
         }
         Ok(if items.len() == 1 {
             items.remove(0)
         } else {
-            Expr::Or(items)
+            make(items)
         })
     }
 
+    fn or(&mut self) -> Result<Expr, FilterError> {
+        self.chain("or", Self::and, Expr::Or)
+    }
+
     fn and(&mut self) -> Result<Expr, FilterError> {
-        let mut items = vec![self.unary()?];
-        while is_kw(&self.peek().tok, "and") {
-            self.bump();
-            items.push(self.unary()?);
-        }
-        Ok(if items.len() == 1 {
-            items.remove(0)
-        } else {
-            Expr::And(items)
-        })
+        self.chain("and", Self::unary, Expr::And)
     }
 
     fn unary(&mut self) -> Result<Expr, FilterError> {
@@ -823,33 +824,40 @@ impl<'s> Parser<'s> {
         Ok(Value { v, at: t.at })
     }
 
-    fn list(&mut self) -> Result<Vec<Value>, FilterError> {
-        self.expect(Tok::LBracket, "'[' to start a list of values")?;
+    /// Values separated by commas up to `close` (the opening token already read).
+    fn values_until(&mut self, close: Tok) -> Result<Vec<Value>, FilterError> {
         let mut out = Vec::new();
-        if self.peek().tok == Tok::RBracket {
-            return Err(self.err_here(FilterErrorKind::Syntax, "the list of values is empty"));
+        if self.peek().tok == close {
+            self.bump();
+            return Ok(out);
         }
         loop {
             out.push(self.value()?);
-            match self.peek().tok {
-                Tok::Comma => {
-                    self.bump();
-                }
-                Tok::RBracket => {
-                    self.bump();
-                    return Ok(out);
-                }
-                _ => {
-                    return Err(self.err_here(
-                        FilterErrorKind::Syntax,
-                        format!(
-                            "expected ',' or ']' in the list, found {}",
-                            self.peek().tok.describe()
-                        ),
-                    ));
-                }
+            let t = &self.peek().tok;
+            if *t == Tok::Comma {
+                self.bump();
+            } else if *t == close {
+                self.bump();
+                return Ok(out);
+            } else {
+                return Err(self.err_here(
+                    FilterErrorKind::Syntax,
+                    format!(
+                        "expected ',' or {}, found {}",
+                        close.describe(),
+                        t.describe()
+                    ),
+                ));
             }
         }
+    }
+
+    fn list(&mut self) -> Result<Vec<Value>, FilterError> {
+        self.expect(Tok::LBracket, "'[' to start a list of values")?;
+        if self.peek().tok == Tok::RBracket {
+            return Err(self.err_here(FilterErrorKind::Syntax, "the list of values is empty"));
+        }
+        self.values_until(Tok::RBracket)
     }
 
     fn type_err(&self, at: usize, msg: impl Into<String>) -> FilterError {
@@ -1086,29 +1094,7 @@ impl<'s> Parser<'s> {
 
     fn args(&mut self) -> Result<Vec<Value>, FilterError> {
         self.expect(Tok::LParen, "'('")?;
-        let mut out = Vec::new();
-        if self.peek().tok == Tok::RParen {
-            self.bump();
-            return Ok(out);
-        }
-        loop {
-            out.push(self.value()?);
-            match self.peek().tok {
-                Tok::Comma => {
-                    self.bump();
-                }
-                Tok::RParen => {
-                    self.bump();
-                    return Ok(out);
-                }
-                _ => {
-                    return Err(self.err_here(
-                        FilterErrorKind::Syntax,
-                        format!("expected ',' or ')', found {}", self.peek().tok.describe()),
-                    ));
-                }
-            }
-        }
+        self.values_until(Tok::RParen)
     }
 
     fn one_arg(&mut self, name: &str, example: &str) -> Result<Value, FilterError> {
