@@ -163,4 +163,14 @@ fn segments_count_preview_crud_scope_and_errors() {
     for action in ["\"create\"", "\"update\"", "\"delete\""] {
         assert!(text.contains(action), "{action} missing in {text}");
     }
+
+    let doc = s.get_json("/api/v1/openapi.json");
+    for p in [
+        "/api/v1/segments",
+        "/api/v1/segments/{id}",
+        "/api/v1/segments/{id}/count",
+        "/api/v1/segments/preview",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "openapi lacks {p}");
+    }
 }

@@ -187,6 +187,9 @@ impl Cache {
         for (id, e) in engagement {
             c.set_engagement(id, &e);
         }
+        c.rows.shrink_to_fit();
+        c.text.shrink_to_fit();
+        c.aux.shrink_to_fit();
         Ok(c)
     }
 
@@ -194,40 +197,12 @@ impl Cache {
     pub fn catch_up(&mut self, store: &Store) -> Result<(), StoreError> {
         let mut fresh: Vec<Row> = Vec::new();
         let mut engagement = Vec::new();
-        let mut changes = Vec::new();
+        let since = self.heads;
         let heads = store.segment_changes_since(
-            self.heads,
-            |ch| changes.push(ch),
+            since,
+            |ch| self.apply(ch, &mut fresh),
             |id, e| engagement.push((id, e)),
         )?;
-        for ch in changes {
-            match ch {
-                Ok((contact, e)) => {
-                    let row = self.row(&contact, e.as_ref());
-                    match self.find(contact.id) {
-                        Some(i) => {
-                            let old = self.rows[i];
-                            self.garbage += garbage_of(&old);
-                            if old.dead {
-                                self.dead -= 1;
-                            }
-                            self.rows[i] = row;
-                        }
-                        None => fresh.push(row),
-                    }
-                }
-                Err(id) => {
-                    if let Some(i) = self.find(id)
-                        && !self.rows[i].dead
-                    {
-                        let old = self.rows[i];
-                        self.garbage += garbage_of(&old);
-                        self.rows[i].dead = true;
-                        self.dead += 1;
-                    }
-                }
-            }
-        }
         if !fresh.is_empty() {
             let sorted = self
                 .rows
@@ -245,6 +220,40 @@ impl Cache {
         self.heads = heads;
         self.compact_if_worth_it();
         Ok(())
+    }
+
+    /// One contact change: rows of known contacts are replaced (or marked dead) in place;
+    /// rows of new contacts go to `fresh`, to be merged in id order.
+    fn apply(
+        &mut self,
+        change: std::result::Result<(Contact, Option<Engagement>), Id>,
+        fresh: &mut Vec<Row>,
+    ) {
+        match change {
+            Ok((contact, e)) => {
+                let row = self.row(&contact, e.as_ref());
+                match self.find(contact.id) {
+                    Some(i) => {
+                        let old = self.rows[i];
+                        self.garbage += garbage_of(&old);
+                        if old.dead {
+                            self.dead -= 1;
+                        }
+                        self.rows[i] = row;
+                    }
+                    None => fresh.push(row),
+                }
+            }
+            Err(id) => {
+                if let Some(i) = self.find(id)
+                    && !self.rows[i].dead
+                {
+                    self.garbage += garbage_of(&self.rows[i]);
+                    self.rows[i].dead = true;
+                    self.dead += 1;
+                }
+            }
+        }
     }
 
     fn find(&self, id: Id) -> Option<usize> {
