@@ -158,35 +158,21 @@ fn attr_text(v: &AttrVal) -> Option<String> {
     }
 }
 
-fn and(items: Vec<Node>) -> Node {
+/// Folds constants out of an `and` (`absorbing` false) or an `or` (`absorbing` true): the
+/// absorbing constant decides the whole, the other one drops out.
+fn combine(items: Vec<Node>, absorbing: bool, make: fn(Vec<Node>) -> Node) -> Node {
     let mut out = Vec::with_capacity(items.len());
     for n in items {
         match n {
-            Node::Const(true) => {}
-            Node::Const(false) => return Node::Const(false),
+            Node::Const(b) if b == absorbing => return Node::Const(absorbing),
+            Node::Const(_) => {}
             n => out.push(n),
         }
     }
     match out.len() {
-        0 => Node::Const(true),
+        0 => Node::Const(!absorbing),
         1 => out.remove(0),
-        _ => Node::And(out),
-    }
-}
-
-fn or(items: Vec<Node>) -> Node {
-    let mut out = Vec::with_capacity(items.len());
-    for n in items {
-        match n {
-            Node::Const(false) => {}
-            Node::Const(true) => return Node::Const(true),
-            n => out.push(n),
-        }
-    }
-    match out.len() {
-        0 => Node::Const(false),
-        1 => out.remove(0),
-        _ => Node::Or(out),
+        _ => make(out),
     }
 }
 
@@ -198,8 +184,16 @@ fn u32_ids(ids: &[Id]) -> Vec<u32> {
 pub(crate) fn compile(e: &Expr, c: &Cache, now: i64) -> Node {
     match e {
         Expr::All => Node::Const(true),
-        Expr::And(v) => and(v.iter().map(|x| compile(x, c, now)).collect()),
-        Expr::Or(v) => or(v.iter().map(|x| compile(x, c, now)).collect()),
+        Expr::And(v) => combine(
+            v.iter().map(|x| compile(x, c, now)).collect(),
+            false,
+            Node::And,
+        ),
+        Expr::Or(v) => combine(
+            v.iter().map(|x| compile(x, c, now)).collect(),
+            true,
+            Node::Or,
+        ),
         Expr::Not(x) => match compile(x, c, now) {
             Node::Const(b) => Node::Const(!b),
             n => Node::Not(Box::new(n)),
@@ -225,16 +219,19 @@ fn pred(p: &Pred, c: &Cache, now: i64) -> Node {
             },
             TextField::Email => match t {
                 TextTest::Exists => Node::Const(true),
-                TextTest::AnyOf(v) => or(v
-                    .iter()
-                    .map(|e| match e.rsplit_once('@') {
-                        Some((local, domain)) => match c.domains.get(domain) {
-                            Some(d) => Node::EmailIs(local.as_bytes().to_vec(), d),
+                TextTest::AnyOf(v) => combine(
+                    v.iter()
+                        .map(|e| match e.rsplit_once('@') {
+                            Some((local, domain)) => match c.domains.get(domain) {
+                                Some(d) => Node::EmailIs(local.as_bytes().to_vec(), d),
+                                None => Node::Const(false),
+                            },
                             None => Node::Const(false),
-                        },
-                        None => Node::Const(false),
-                    })
-                    .collect()),
+                        })
+                        .collect(),
+                    true,
+                    Node::Or,
+                ),
                 other => bytes(other).map_or(Node::Const(true), Node::Email),
             },
         },

@@ -263,42 +263,25 @@ fn lex(src: &str) -> Result<Vec<Token>, FilterError> {
             i += 1;
             continue;
         }
+        let op = match (c, next) {
+            ('=', Some('=')) => Some((CmpOp::Eq, 2)),
+            ('!', Some('=')) | ('<', Some('>')) => Some((CmpOp::Ne, 2)),
+            ('<', Some('=')) => Some((CmpOp::Le, 2)),
+            ('>', Some('=')) => Some((CmpOp::Ge, 2)),
+            ('=', _) => Some((CmpOp::Eq, 1)),
+            ('<', _) => Some((CmpOp::Lt, 1)),
+            ('>', _) => Some((CmpOp::Gt, 1)),
+            _ => None,
+        };
+        if let Some((op, len)) = op {
+            out.push(Token {
+                tok: Tok::Op(op),
+                at,
+            });
+            i += len;
+            continue;
+        }
         match (c, next) {
-            ('=', Some('=')) | ('!', Some('=')) | ('<', Some('=')) | ('>', Some('=')) => {
-                let op = match c {
-                    '=' => CmpOp::Eq,
-                    '!' => CmpOp::Ne,
-                    '<' => CmpOp::Le,
-                    _ => CmpOp::Ge,
-                };
-                out.push(Token {
-                    tok: Tok::Op(op),
-                    at,
-                });
-                i += 2;
-                continue;
-            }
-            ('<', Some('>')) => {
-                out.push(Token {
-                    tok: Tok::Op(CmpOp::Ne),
-                    at,
-                });
-                i += 2;
-                continue;
-            }
-            ('=' | '<' | '>', _) => {
-                let op = match c {
-                    '=' => CmpOp::Eq,
-                    '<' => CmpOp::Lt,
-                    _ => CmpOp::Gt,
-                };
-                out.push(Token {
-                    tok: Tok::Op(op),
-                    at,
-                });
-                i += 1;
-                continue;
-            }
             ('!', _) => {
                 return Err(err(
                     at,
