@@ -151,11 +151,16 @@ impl Segments {
             if let Some(c) = g.as_ref()
                 && c.heads.contacts >= heads.contacts
                 && c.heads.engagement >= heads.engagement
+                && heads.pruned <= c.heads.contacts
             {
                 return Ok(f(c));
             }
         }
         let mut g = self.cache.write().map_err(|_| SegmentError::Poisoned)?;
+        // deletion markers pruned past the cache's position may hide deletions: rebuild
+        if g.as_ref().is_some_and(|c| heads.pruned > c.heads.contacts) {
+            *g = None;
+        }
         match g.as_mut() {
             Some(c) => c.catch_up(&self.store)?,
             None => {

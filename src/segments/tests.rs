@@ -531,3 +531,26 @@ fn saved_segments_are_audited_and_only_marketers_change_them() {
     let report = audit.verify(&actor(Role::Admin, 1)).unwrap();
     assert_eq!(report.entries, 3, "{report:?}");
 }
+
+#[test]
+fn deletions_pruned_from_the_change_log_are_not_missed() {
+    let f = fixture();
+    let admin = actor(Role::Admin, 1);
+    assert_eq!(f.seg.count(&admin, "").unwrap(), 3);
+    let (_, changes) = f
+        .store
+        .write_contacts(|tx| tx.delete(f.ids[1]).map(|_| ()))
+        .unwrap();
+    // the search index applies the deletion and prunes its marker before the cache looks
+    f.store.prune_tombstones(changes[0].seq()).unwrap();
+    assert_eq!(f.seg.count(&admin, "").unwrap(), 2);
+    assert_eq!(f.seg.members("").unwrap(), vec![f.ids[0], f.ids[2]]);
+    // and a cache built after the pruning is not rebuilt at every count
+    let seg = Segments::new(f.store.clone());
+    assert_eq!(seg.count(&admin, "").unwrap(), 2);
+    let heads = seg.cache.read().unwrap().as_ref().map(|c| c.heads).unwrap();
+    assert!(
+        heads.pruned <= heads.contacts,
+        "the fresh cache counts as current: {heads:?}"
+    );
+}

@@ -3,7 +3,7 @@
 //! click tracking); like contacts they have a change log with one live entry per contact, which
 //! the segment cache follows so counts never miss an open or a click.
 
-use super::{CONTACT_CHANGES, CONTACTS, Result, SEQUENCES, Store, StoreError, TOMBSTONE};
+use super::{CONTACT_CHANGES, CONTACTS, META, Result, SEQUENCES, Store, StoreError, TOMBSTONE};
 use super::{all_json, decode, encode, get_json, next_seq};
 use crate::model::{Contact, Engagement, EngagementKind, Id, Segment};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
@@ -19,6 +19,17 @@ pub(crate) const ENGAGEMENT_CHANGES: TableDefinition<u64, u64> =
     TableDefinition::new("engagement_changes");
 
 const ENGAGEMENT_SEQ: &str = "engagement_change";
+/// META key: the change sequence up to which deletion markers were last pruned.
+pub(crate) const TOMBSTONES_PRUNED: &str = "contact_tombstones_pruned";
+
+fn pruned(rtx: &redb::ReadTransaction) -> Result<u64> {
+    let meta = rtx.open_table(META)?;
+    Ok(meta
+        .get(TOMBSTONES_PRUNED)?
+        .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(0))
+}
 
 /// Records that a campaign message was sent to, opened or clicked by a contact, inside the
 /// caller's transaction. Times only move forward; counts always grow.
@@ -80,11 +91,13 @@ pub fn delete_segment_in(wtx: &WriteTransaction, id: Id) -> Result<Segment> {
     Ok(old)
 }
 
-/// Heads of the two change logs the segment cache follows.
+/// Heads of the two change logs the segment cache follows, and how far deletion markers have
+/// been pruned (a follower behind that point may have missed deletions and must rebuild).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SegmentHeads {
     pub contacts: u64,
     pub engagement: u64,
+    pub pruned: u64,
 }
 
 impl Store {
@@ -115,6 +128,7 @@ impl Store {
         Ok(SegmentHeads {
             contacts: c.last()?.map(|(k, _)| k.value()).unwrap_or(0),
             engagement: e.last()?.map(|(k, _)| k.value()).unwrap_or(0),
+            pruned: pruned(&rtx)?,
         })
     }
 
@@ -128,9 +142,16 @@ impl Store {
         let rtx = self.db.begin_read()?;
         let changes = rtx.open_table(CONTACT_CHANGES)?;
         let echanges = rtx.open_table(ENGAGEMENT_CHANGES)?;
+        let pruned = pruned(&rtx)?;
         let heads = SegmentHeads {
-            contacts: changes.last()?.map(|(k, _)| k.value()).unwrap_or(0),
+            // a full snapshot holds every deletion, pruned markers included
+            contacts: changes
+                .last()?
+                .map(|(k, _)| k.value())
+                .unwrap_or(0)
+                .max(pruned),
             engagement: echanges.last()?.map(|(k, _)| k.value()).unwrap_or(0),
+            pruned,
         };
         for row in rtx.open_table(CONTACTS)?.iter()? {
             let (_, v) = row?;
@@ -158,6 +179,7 @@ impl Store {
         let contacts = rtx.open_table(CONTACTS)?;
         let rows = rtx.open_table(CONTACT_ENGAGEMENT)?;
         let mut heads = since;
+        heads.pruned = pruned(&rtx)?;
         for row in changes.range(since.contacts.saturating_add(1)..)? {
             let (k, v) = row?;
             let (seq, id) = (k.value(), v.value());
