@@ -35,6 +35,7 @@ pub struct App {
     pub campaigns: Arc<crate::campaigns::Campaigns>,
     pub tracking: Arc<crate::tracking::Tracking>,
     pub forms: Arc<crate::forms::Forms>,
+    pub segments: Arc<crate::segments::Segments>,
     pub metrics: Arc<Metrics>,
     pub started: std::time::Instant,
 }
@@ -82,7 +83,10 @@ impl App {
         )?;
         let webhooks = Arc::new(crate::webhooks::Webhooks::new(&settings, store.clone()));
         let audit = Arc::new(crate::audit::Audit::new(store.clone())?);
+        let segments = Arc::new(crate::segments::Segments::new(store.clone()));
+        campaigns.set_segments(segments.clone());
         Ok(App {
+            segments,
             webhooks,
             audit,
             campaigns,

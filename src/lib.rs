@@ -24,6 +24,7 @@ pub mod model;
 pub mod outbound;
 pub mod policy;
 pub mod search;
+pub mod segments;
 pub mod server;
 pub mod store;
 pub mod subscriptions;

@@ -966,6 +966,23 @@ pub struct StoredTemplate {
     pub updated_at: OffsetDateTime,
 }
 
+/// A saved segment: a named filter over contacts (see `crate::segments` for the language),
+/// usable as a campaign audience.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Segment {
+    pub id: Id,
+    pub name: String,
+    pub filter: String,
+    /// The user who created it (None: the command line).
+    pub created_by: Option<Id>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub updated_at: OffsetDateTime,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CampaignStatus {
@@ -1103,4 +1120,33 @@ pub struct TrackEvent {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String)]
     pub at: OffsetDateTime,
+}
+
+/// What happened between a campaign message and a contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngagementKind {
+    Sent,
+    Open,
+    Click,
+}
+
+/// A contact's engagement with campaign mail: last times and counts. `seq` is the entry of
+/// the engagement change log that names this row (the segment cache follows that log).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Engagement {
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_sent: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_open: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_click: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub sends: u64,
+    #[serde(default)]
+    pub opens: u64,
+    #[serde(default)]
+    pub clicks: u64,
+    #[serde(default)]
+    pub seq: u64,
 }

@@ -135,6 +135,16 @@ impl Actor {
         }
     }
 
+    /// Saved segments: everybody reads them (counts are scoped like every contact read);
+    /// admins, managers and marketing create, change and delete them.
+    pub fn check_segments(&self, action: Action) -> Result<(), Denied> {
+        match (self.role, action) {
+            (_, Action::Read) => Ok(()),
+            (Role::Admin | Role::Manager | Role::Marketing, _) => Ok(()),
+            _ => Err(forbid(self, action, "segments")),
+        }
+    }
+
     /// Bulk imports create and change contacts in numbers.
     pub fn check_import(&self) -> Result<(), Denied> {
         match self.role {

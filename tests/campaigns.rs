@@ -373,6 +373,19 @@ fn campaign_to_1000_contacts_exactly_once_signed_unsubscribable_and_tracked() {
     assert_eq!(stats["unique_opens"], 1, "{stats}");
     assert_eq!(stats["machine_opens"], 1, "{stats}");
     assert_eq!(stats["clicks"], 1, "{stats}");
+    // a person's open and click count for segments; the machine open does not
+    for (filter, want) in [
+        ("opened_within(1d)", 1),
+        ("clicked_within(1d)", 1),
+        ("sent_within(1d)", 1000),
+    ] {
+        let r = s.post(
+            "/api/v1/segments/preview",
+            &json!({"filter": filter, "limit": 1}),
+        );
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<Value>().unwrap()["count"], want, "{filter}");
+    }
     let report = s.get_json(&format!("/api/v1/campaigns/{id}/report"));
     assert_eq!(
         report["links"][0]["url"],
@@ -786,4 +799,50 @@ fn ab_subject_test_picks_the_most_opened_and_non_openers_get_a_resend() {
         .collect();
     assert_eq!(resent.len(), 36);
     assert!(resent.is_disjoint(&opened), "openers are left out");
+}
+
+#[test]
+fn a_saved_segment_is_a_campaign_audience() {
+    let s = Server::start_with(&[
+        ("MAILSTEAD_POSTAL_ADDRESS", POSTAL),
+        ("MAILSTEAD_BRAND_COMPANY_NAME", "Northwind Training"),
+    ]);
+    for (i, tags) in [["certified"], ["certified"], ["prospect"]]
+        .iter()
+        .enumerate()
+    {
+        created(
+            s.post(
+                "/api/v1/contacts",
+                &json!({"email": format!("p{i}@customers.test"), "tags": tags}),
+            ),
+            "contact",
+        );
+    }
+    let seg = created(
+        s.post(
+            "/api/v1/segments",
+            &json!({"name": "Certified", "filter": "tag = \"certified\""}),
+        ),
+        "segment",
+    );
+    let tpl = template(&s);
+    let c = created(
+        s.post(
+            "/api/v1/campaigns",
+            &json!({"name": "Renewals", "subject": "Renew", "from": "academy@example.test",
+                    "template_id": tpl, "audience": {"segment": seg["id"]}}),
+        ),
+        "campaign",
+    );
+    let id = c["id"].as_u64().unwrap();
+    let (status, e) = error_of(s.post(
+        "/api/v1/campaigns",
+        &json!({"name": "x", "subject": "x", "from": "academy@example.test",
+                "template_id": tpl, "audience": {"segment": 999}}),
+    ));
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(e["field"], "audience.segment");
+    let started = act(&s, id, "start");
+    assert_eq!(started["audience_size"], 2, "{started}");
 }

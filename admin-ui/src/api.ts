@@ -71,6 +71,20 @@ export interface MailList {
   created_at: string;
 }
 
+export interface Segment {
+  id: number;
+  name: string;
+  filter: string;
+  created_by: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface SegmentPreview {
+  count: number;
+  contacts: Contact[];
+}
+
 export interface ImportError {
   line: number;
   message: string;
@@ -310,6 +324,9 @@ export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
   readonly field?: string;
+  /** Where in a submitted text the problem is (segment filters): 1-based line and column. */
+  line?: number;
+  column?: number;
   constructor(status: number, code: string, message: string, field?: string) {
     super(message);
     this.name = 'ApiError';
@@ -347,6 +364,8 @@ async function readError(res: Response): Promise<ApiError> {
   let code = 'http_' + res.status;
   let message = res.statusText || `Request failed (${res.status})`;
   let field: string | undefined;
+  let line: number | undefined;
+  let column: number | undefined;
   try {
     const text = await res.text();
     if (text) {
@@ -357,6 +376,8 @@ async function readError(res: Response): Promise<ApiError> {
           if (typeof err.code === 'string') code = err.code;
           if (typeof err.message === 'string' && err.message) message = err.message;
           if (typeof err.field === 'string' && err.field) field = err.field;
+          if (typeof err.line === 'number') line = err.line;
+          if (typeof err.column === 'number') column = err.column;
         } else if (typeof err === 'string') {
           message = err;
         }
@@ -368,7 +389,10 @@ async function readError(res: Response): Promise<ApiError> {
     /* ignore body read errors */
   }
   if (res.status === 429 && code === 'http_429') code = 'rate_limited';
-  return new ApiError(res.status, code, message, field);
+  const e = new ApiError(res.status, code, message, field);
+  e.line = line;
+  e.column = column;
+  return e;
 }
 
 export async function request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
@@ -448,6 +472,17 @@ export const api = {
   updateList: (id: number, patch: { name?: string; description?: string; opt_in?: 'single' | 'double' }) =>
     request<MailList>('PATCH', `/api/v1/lists/${id}`, { body: patch }),
   deleteList: (id: number) => request<void>('DELETE', `/api/v1/lists/${id}`),
+
+  // segments
+  getSegments: () => request<{ items: Segment[] }>('GET', '/api/v1/segments'),
+  createSegment: (input: { name: string; filter: string }) =>
+    request<Segment>('POST', '/api/v1/segments', { body: input }),
+  updateSegment: (id: number, patch: { name?: string; filter?: string }) =>
+    request<Segment>('PUT', `/api/v1/segments/${id}`, { body: patch }),
+  deleteSegment: (id: number) => request<void>('DELETE', `/api/v1/segments/${id}`),
+  segmentCount: (id: number) => request<{ id: number; count: number }>('GET', `/api/v1/segments/${id}/count`),
+  previewSegment: (filter: string, limit: number, signal?: AbortSignal) =>
+    request<SegmentPreview>('POST', '/api/v1/segments/preview', { body: { filter, limit }, signal }),
 
   // imports
   startImport: (csv: Blob, listId: number | null, mode: 'upsert' | 'create') => {

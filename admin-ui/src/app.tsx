@@ -7,6 +7,7 @@ import { ContactsPage } from './pages/contacts';
 import { ContactPage } from './pages/contact';
 import { ImportPage } from './pages/import';
 import { ListsPage } from './pages/lists';
+import { SegmentsPage } from './pages/segments';
 import { UsersPage } from './pages/users';
 import { TokensPage } from './pages/tokens';
 import { DeliveriesPage } from './pages/deliveries';
@@ -98,6 +99,7 @@ const NAV: { path: string; label: string; show?: (u: User) => boolean; also?: st
   { path: '/contacts', label: 'Contacts' },
   { path: '/import', label: 'Import' },
   { path: '/lists', label: 'Lists' },
+  { path: '/segments', label: 'Segments' },
   { path: '/deliveries', label: 'Deliveries', show: canSeeDeliveries, also: ['/messages'] },
   { path: '/queue', label: 'Queue', show: canSeeDeliveries },
   { path: '/suppressions', label: 'Suppressions', show: canSeeDeliveries },
@@ -222,6 +224,8 @@ function Page({ path, query, seq, user }: { path: string; query: URLSearchParams
       return <ImportPage key={query.get('id') ?? ''} initialJob={query.get('id')} />;
     case 'lists':
       return <ListsPage />;
+    case 'segments':
+      return <SegmentsPage />;
     case 'tokens':
       return <TokensPage />;
     case 'webhooks':

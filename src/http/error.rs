@@ -16,14 +16,20 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
-    /// Where in the submitted text (template, filter) the problem is.
-    pub location: Option<Location>,
+    pub location: Option<ErrorLocation>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
-pub struct Location {
+/// Where in a submitted text (a segment filter) the problem is.
+#[derive(Debug, Clone)]
+pub struct ErrorLocation {
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column, in characters.
     pub column: usize,
+    /// 0-based character offset.
+    pub offset: usize,
+    /// The line, and a caret under the column.
+    pub excerpt: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -37,11 +43,18 @@ pub struct ErrorDetail {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// 1-based line and column in the submitted text, when the error has a place.
+    /// 1-based line of the problem in a submitted text (segment filters).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
+    /// 1-based column (in characters) of the problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub column: Option<usize>,
+    /// 0-based character offset of the problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<usize>,
+    /// The line with a caret under the column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
 }
 
 impl ApiError {
@@ -58,8 +71,17 @@ impl ApiError {
         self.field = Some(field.into());
         self
     }
-    pub fn at(mut self, line: usize, column: usize) -> Self {
-        self.location = Some(Location { line, column });
+    /// A place in a submitted text without an excerpt (templates locate by line and column).
+    pub fn at(self, line: usize, column: usize) -> Self {
+        self.location(ErrorLocation {
+            line,
+            column,
+            offset: 0,
+            excerpt: String::new(),
+        })
+    }
+    pub fn location(mut self, location: ErrorLocation) -> Self {
+        self.location = Some(location);
         self
     }
     pub fn not_found(what: &str) -> Self {
@@ -92,8 +114,14 @@ impl IntoResponse for ApiError {
                 code: self.code.to_string(),
                 message: self.message,
                 field: self.field,
-                line: self.location.map(|l| l.line),
-                column: self.location.map(|l| l.column),
+                line: self.location.as_ref().map(|l| l.line),
+                column: self.location.as_ref().map(|l| l.column),
+                offset: self
+                    .location
+                    .as_ref()
+                    .filter(|l| !l.excerpt.is_empty())
+                    .map(|l| l.offset),
+                excerpt: self.location.map(|l| l.excerpt).filter(|e| !e.is_empty()),
             },
         };
         let mut r = (self.status, axum::Json(body)).into_response();

@@ -12,6 +12,7 @@ pub mod forms;
 pub mod imports;
 pub mod messages;
 pub mod public;
+pub mod segments;
 pub mod suppressions;
 pub mod tracking;
 pub mod webhooks_in;
@@ -95,6 +96,8 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
         campaigns::list, campaigns::create, campaigns::get, campaigns::update, campaigns::delete,
         campaigns::report, campaigns::start, campaigns::schedule, campaigns::pause,
         campaigns::resume, campaigns::cancel, campaigns::test, forms::embed,
+        segments::list, segments::create, segments::get, segments::update, segments::delete,
+        segments::count, segments::preview,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth)
@@ -178,6 +181,15 @@ pub fn router(state: AppState) -> Router {
         .nest("/webhook-subscriptions", webhooks_out::routes())
         .merge(campaigns::routes())
         .route("/lists/{id}/form", g(forms::embed))
+        .route("/segments", g(segments::list).post(segments::create))
+        .route("/segments/preview", axum::routing::post(segments::preview))
+        .route(
+            "/segments/{id}",
+            g(segments::get)
+                .put(segments::update)
+                .delete(segments::delete),
+        )
+        .route("/segments/{id}/count", g(segments::count))
         .route("/audit", g(audit::list))
         .route("/audit/export", g(audit::export))
         .route("/audit/verify", g(audit::verify))

@@ -61,6 +61,9 @@ macro_rules! for_each_table {
         n += $f($src, $dst, campaigns::CAMPAIGN_MESSAGES)?;
         n += $f($src, $dst, campaigns::TRACK_EVENTS)?;
         n += $f($src, $dst, campaigns::TRACK_FIRST)?;
+        n += $f($src, $dst, segments::SEGMENTS)?;
+        n += $f($src, $dst, segments::CONTACT_ENGAGEMENT)?;
+        n += $f($src, $dst, segments::ENGAGEMENT_CHANGES)?;
         n
     }};
 }

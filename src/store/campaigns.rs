@@ -248,6 +248,12 @@ impl Store {
                 .insert((campaign, item.contact_id), msg.id)?;
             wtx.open_table(CAMPAIGN_MESSAGES)?
                 .insert((campaign, msg.id), (item.contact_id, item.variant))?;
+            super::segments::record_engagement_in(
+                &wtx,
+                item.contact_id,
+                crate::model::EngagementKind::Sent,
+                msg.created_at,
+            )?;
             outcome.queued += 1;
         }
         c.cursor = new_cursor;
@@ -290,6 +296,21 @@ impl Store {
             };
             (first_any, first_human)
         };
+        // a person's open or click counts for segments (`opened_within(30d)` …)
+        let engagement = match e.kind.as_str() {
+            "open" => Some(crate::model::EngagementKind::Open),
+            "click" => Some(crate::model::EngagementKind::Click),
+            _ => None,
+        };
+        if let Some(kind) = engagement.filter(|_| e.machine.is_none()) {
+            let contact = wtx
+                .open_table(CAMPAIGN_MESSAGES)?
+                .get((e.campaign_id, e.message))?
+                .map(|v| v.value().0);
+            if let Some(contact) = contact {
+                super::segments::record_engagement_in(&wtx, contact, kind, e.at)?;
+            }
+        }
         let kind = match e.kind.as_str() {
             "click" => Some(crate::model::EventType::MessageClicked),
             "open" => Some(crate::model::EventType::MessageOpened),

@@ -289,6 +289,14 @@ impl Store {
                 changes.remove(k)?;
                 n += 1;
             }
+            if n > 0 {
+                // followers of the change log (the segment cache) rebuild when they are behind this
+                let mut meta = wtx.open_table(super::META)?;
+                meta.insert(
+                    super::segments::TOMBSTONES_PRUNED,
+                    upto.to_le_bytes().as_slice(),
+                )?;
+            }
         }
         wtx.commit()?;
         Ok(n)

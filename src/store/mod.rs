@@ -12,6 +12,7 @@ pub mod events;
 mod imports;
 mod lists;
 mod queue;
+pub mod segments;
 pub mod suppression;
 pub mod webhooks;
 
@@ -24,6 +25,10 @@ pub use imports::save_import_in;
 pub use lists::{create_list_in, update_list_in};
 pub use queue::{Claimed, DeliveryFilter, QueueStats, Settlement, SiteStats};
 pub(crate) use queue::{DELIVERIES, DUE, OUT_BODIES, OUT_MESSAGES};
+pub use segments::{
+    SegmentHeads, create_segment_in, delete_segment_in, record_engagement_in, segment_in,
+    update_segment_in,
+};
 pub use webhooks::{WebhookClaim, WebhookSettlement};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -54,7 +59,7 @@ pub(crate) const IMPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("im
 pub const TOMBSTONE: u64 = 1 << 63;
 
 /// Schema version this build writes. Migrations bring older stores forward at start.
-pub const SCHEMA_VERSION: u64 = 5;
+pub const SCHEMA_VERSION: u64 = 6;
 const DB_FILE: &str = "mailstead.redb";
 
 #[derive(Debug, thiserror::Error)]
@@ -232,7 +237,13 @@ impl Store {
                     wtx.open_table(audit::AUDIT_BY_ACTOR)?;
                 }
                 4 => {
-                    // v5: templates, campaigns, audience snapshots, tracking.
+                    // v5: saved segments and per-contact campaign engagement with its change log.
+                    wtx.open_table(segments::SEGMENTS)?;
+                    wtx.open_table(segments::CONTACT_ENGAGEMENT)?;
+                    wtx.open_table(segments::ENGAGEMENT_CHANGES)?;
+                }
+                5 => {
+                    // v6: templates, campaigns, audience snapshots, tracking.
                     wtx.open_table(campaigns::TEMPLATES)?;
                     wtx.open_table(campaigns::CAMPAIGNS)?;
                     wtx.open_table(campaigns::CAMPAIGN_AUDIENCE)?;

@@ -256,6 +256,15 @@ impl Server {
             .unwrap()
     }
 
+    pub fn put(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .put(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .unwrap()
+    }
+
     pub fn delete(&self, path: &str) -> Response {
         self.client
             .delete(self.url(path))
