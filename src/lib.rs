@@ -12,6 +12,7 @@ pub mod control;
 pub mod delivery;
 pub mod esp;
 pub mod feedback;
+pub mod gdpr;
 pub mod http;
 pub mod import;
 pub mod inbound;

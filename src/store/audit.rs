@@ -102,7 +102,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 pub fn entry_hash(e: &AuditEntry) -> String {
-    sha_hex(&canonical(&serde_json::json!({
+    let mut v = serde_json::json!({
         "seq": e.seq,
         "prev_hash": e.prev_hash,
         "at": rfc3339(e.at),
@@ -113,8 +113,23 @@ pub fn entry_hash(e: &AuditEntry) -> String {
         "record": e.record,
         "detail": e.detail,
         "changes_digest": e.changes_digest,
-    })))
+    });
+    if let (Some(d), Some(obj)) = (&e.record_digest, v.as_object_mut()) {
+        obj.remove("record");
+        obj.insert("record_digest".into(), Value::String(d.clone()));
+    }
+    sha_hex(&canonical(&v))
 }
+
+/// The digest standing for a personal record id in the entry hash.
+pub fn record_digest(record: &str, salt: &str) -> String {
+    sha_hex(&canonical(
+        &serde_json::json!({ "record": record, "salt": salt }),
+    ))
+}
+
+/// Record kinds whose ids hold personal data (an address): salted and redactable.
+const PERSONAL_RECORD_KINDS: &[&str] = &["suppression:"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Head {
@@ -141,6 +156,17 @@ pub fn append(wtx: &WriteTransaction, mut e: AuditEntry) -> Result<AuditEntry> {
         c.salt = Some(hex::encode(rand::random::<[u8; 16]>()));
         c.redacted = false;
         c.digest = field_digest(name, c).unwrap_or_default();
+    }
+    if PERSONAL_RECORD_KINDS
+        .iter()
+        .any(|k| e.record.starts_with(k))
+    {
+        let salt = hex::encode(rand::random::<[u8; 16]>());
+        e.record_digest = Some(record_digest(&e.record, &salt));
+        e.record_salt = Some(salt);
+    } else {
+        e.record_salt = None;
+        e.record_digest = None;
     }
     e.seq = seq;
     e.prev_hash = prev;
@@ -212,6 +238,42 @@ pub fn redact_in(wtx: &WriteTransaction, record: &str, key: &[u8; 32]) -> Result
     Ok(changed)
 }
 
+/// Replaces the id of the entries about `record` (a personal one, e.g. an address) by
+/// `replacement` and drops the salt of its digest, moving them in the by-record index. Entries
+/// written before record ids were salted cannot change without breaking the chain and are
+/// left as they are. The caller names the returned seqs in a redaction entry.
+pub fn rename_record_in(
+    wtx: &WriteTransaction,
+    record: &str,
+    replacement: &str,
+) -> Result<Vec<u64>> {
+    let mut by_record = wtx.open_table(AUDIT_BY_RECORD)?;
+    let seqs: Vec<u64> = by_record
+        .range((record, 0)..=(record, u64::MAX))?
+        .map(|r| r.map(|(k, _)| k.value().1))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut t = wtx.open_table(AUDIT)?;
+    let mut changed = Vec::new();
+    for seq in seqs {
+        let Some(mut e) = (match t.get(seq)? {
+            Some(v) => Some(decode::<AuditEntry>("audit", v.value())?),
+            None => None,
+        }) else {
+            continue;
+        };
+        if e.record_digest.is_none() {
+            continue;
+        }
+        e.record = replacement.to_string();
+        e.record_salt = None;
+        t.insert(seq, encode(&e).as_slice())?;
+        by_record.remove((record, seq))?;
+        by_record.insert((replacement, seq), ())?;
+        changed.push(seq);
+    }
+    Ok(changed)
+}
+
 /// Where the chain broke.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Broken {
@@ -275,6 +337,19 @@ impl Verifier {
             return Err(broken(
                 "it does not link to the entry before it (prev_hash differs)".into(),
             ));
+        }
+        if let Some(d) = &e.record_digest {
+            match &e.record_salt {
+                Some(salt) if record_digest(&e.record, salt) != *d => {
+                    return Err(broken(
+                        "the record id was changed after the entry was written".into(),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    self.pending.insert(key);
+                }
+            }
         }
         for (name, c) in &e.changes {
             if c.redacted {
@@ -377,7 +452,7 @@ pub fn put_settings_snapshot_in(
 impl Store {
     /// Walks the whole chain in one read snapshot and reports the first broken entry.
     pub fn audit_verify(&self) -> Result<ChainReport> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(AUDIT)?;
         let head = head_in(&rtx.open_table(META)?)?;
         let mut v = Verifier::new();
@@ -395,7 +470,7 @@ impl Store {
     }
 
     pub fn audit_count(&self) -> Result<u64> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         Ok(rtx.open_table(AUDIT)?.len()?)
     }
 
@@ -408,7 +483,7 @@ impl Store {
         newest_first: bool,
         mut visit: impl FnMut(AuditEntry) -> bool,
     ) -> Result<()> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let entries = rtx.open_table(AUDIT)?;
         let by_record = rtx.open_table(AUDIT_BY_RECORD)?;
         let by_actor = rtx.open_table(AUDIT_BY_ACTOR)?;
@@ -482,6 +557,8 @@ mod tests {
             ip: Some("10.0.0.1".into()),
             action: AuditAction::Update,
             record: record.into(),
+            record_salt: None,
+            record_digest: None,
             detail: String::new(),
             changes: fields
                 .iter()
@@ -505,7 +582,7 @@ mod tests {
     }
 
     fn rewrite(store: &Store, seq: u64, f: impl FnOnce(&mut Value)) {
-        let wtx = store.db.begin_write().unwrap();
+        let wtx = store.begin_write().unwrap();
         {
             let mut t = wtx.open_table(AUDIT).unwrap();
             let mut v: Value =
@@ -568,7 +645,7 @@ mod tests {
         rewrite(&store, 2, |v| v["actor"] = "user:1".into());
         assert!(store.audit_verify().unwrap().intact());
 
-        let wtx = store.db.begin_write().unwrap();
+        let wtx = store.begin_write().unwrap();
         wtx.open_table(AUDIT).unwrap().remove(4).unwrap();
         wtx.commit().unwrap();
         let b = store.audit_verify().unwrap().broken.unwrap();

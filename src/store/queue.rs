@@ -65,7 +65,7 @@ impl Store {
         recipients: &[(String, String)],
     ) -> Result<OutMessage> {
         let t = now();
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         {
             if msg.id == 0 {
                 let mut seqs = wtx.open_table(SEQUENCES)?;
@@ -121,7 +121,7 @@ impl Store {
 
     /// Reserves an outbound message id before the message is built (its links name it).
     pub fn allocate_out_message_id(&self) -> Result<Id> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let id = {
             let mut seqs = wtx.open_table(SEQUENCES)?;
             next_seq(&mut seqs, "out_message")?
@@ -132,7 +132,7 @@ impl Store {
 
     /// Takes up to `limit` deliveries due at `at`, marking them `sending`.
     pub fn claim_due(&self, at: OffsetDateTime, limit: usize) -> Result<Vec<Claimed>> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let mut out = Vec::new();
         {
             let mut due = wtx.open_table(DUE)?;
@@ -176,7 +176,7 @@ impl Store {
         results: &[Settlement],
         after: impl Fn(&redb::WriteTransaction, &Delivery, &Settlement) -> Result<()>,
     ) -> Result<()> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         {
             let mut deliveries = wtx.open_table(DELIVERIES)?;
             let mut due = wtx.open_table(DUE)?;
@@ -241,7 +241,7 @@ impl Store {
 
     /// Puts deliveries left `sending` by a crash back in the queue, due now.
     pub fn requeue_in_flight(&self) -> Result<usize> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let mut n = 0;
         {
             let mut deliveries = wtx.open_table(DELIVERIES)?;
@@ -280,12 +280,12 @@ impl Store {
     }
 
     pub fn out_message(&self, id: Id) -> Result<Option<OutMessage>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         get_json(&rtx.open_table(OUT_MESSAGES)?, "out_messages", id)
     }
 
     pub fn out_body(&self, id: Id) -> Result<Option<Vec<u8>>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         Ok(rtx
             .open_table(OUT_BODIES)?
             .get(id)?
@@ -293,7 +293,7 @@ impl Store {
     }
 
     pub fn deliveries_of(&self, id: Id) -> Result<Vec<Delivery>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(DELIVERIES)?;
         let mut out = Vec::new();
         for row in t.range((id, 0)..=(id, u32::MAX))? {
@@ -305,7 +305,7 @@ impl Store {
 
     /// Newest first, filtered; at most `limit`.
     pub fn delivery(&self, message: Id, index: u32) -> Result<Option<Delivery>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(DELIVERIES)?;
         match t.get((message, index))? {
             Some(v) => Ok(Some(decode("deliveries", v.value())?)),
@@ -314,7 +314,7 @@ impl Store {
     }
 
     pub fn delivery_log(&self, f: &DeliveryFilter, limit: usize) -> Result<Vec<Delivery>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(DELIVERIES)?;
         let mut out = Vec::new();
         let range = match f.message {
@@ -343,7 +343,7 @@ impl Store {
 
     /// Deliveries by state, and the oldest waiting one (for metrics and queue health).
     pub fn queue_stats(&self) -> Result<QueueStats> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(DELIVERIES)?;
         let mut s = QueueStats::default();
         for row in t.iter()? {
@@ -372,7 +372,7 @@ impl Store {
     /// Number of deliveries waiting in the due index.
     pub fn due_count(&self) -> Result<u64> {
         use redb::ReadableTableMetadata;
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         Ok(rtx.open_table(DUE)?.len()?)
     }
 }
