@@ -69,13 +69,43 @@ fn files_containing(dir: &Path, needles: &[&str]) -> Vec<String> {
             let lower = bytes.to_ascii_lowercase();
             for n in needles {
                 let n = n.to_ascii_lowercase();
-                if lower.windows(n.len()).any(|w| w == n.as_bytes()) {
-                    hits.push(format!("{} contains {n}", p.display()));
+                if let Some(at) = lower.windows(n.len()).position(|w| w == n.as_bytes()) {
+                    let from = at.saturating_sub(300);
+                    let to = (at + n.len() + 100).min(bytes.len());
+                    hits.push(format!(
+                        "{} contains {n}: …{}…",
+                        p.display(),
+                        String::from_utf8_lossy(&bytes[from..to])
+                    ));
                 }
             }
         }
     }
     hits
+}
+
+/// Every term in every segment of the search index (as lossy text).
+fn index_terms(data: &Path) -> Vec<String> {
+    let index = tantivy::Index::open_in_dir(data.join("search")).unwrap();
+    let reader = index
+        .reader_builder()
+        .reload_policy(tantivy::ReloadPolicy::Manual)
+        .try_into()
+        .unwrap();
+    let searcher = reader.searcher();
+    let mut out = Vec::new();
+    for seg in searcher.segment_readers() {
+        for (field, _) in index.schema().fields() {
+            let Ok(inv) = seg.inverted_index(field) else {
+                continue;
+            };
+            let mut stream = inv.terms().stream().unwrap();
+            while stream.advance() {
+                out.push(String::from_utf8_lossy(stream.key()).to_lowercase());
+            }
+        }
+    }
+    out
 }
 
 fn wait(what: &str, mut done: impl FnMut() -> bool) {
@@ -106,18 +136,19 @@ fn export_consents_erasure_without_trace() {
                 "description": "CRM sync"}),
     );
     assert_eq!(r.status(), 201, "{}", r.text().unwrap_or_default());
-    let r = s.post(
-        "/api/v1/contacts",
-        &json!({"email": EMAIL, "first_name": FIRST, "last_name": LAST, "lists": [list_id],
-                "phone": "+44 7700 900123"}),
-    );
-    assert_eq!(r.status(), 201);
-    let id = r.json::<Value>().unwrap()["id"].as_u64().unwrap();
-    let other = s.post(
-        "/api/v1/contacts",
-        &json!({"email": "bystander@customers.test", "first_name": "Bystander"}),
-    );
-    assert_eq!(other.status(), 201);
+    // imported together with other contacts: index segments hold the person beside others,
+    // so only a merge can take the person's terms out of them
+    let mut csv = String::from("email,first_name,last_name,phone\n");
+    for i in 0..40 {
+        csv.push_str(&format!("bystander{i}@customers.test,Bystander,,\n"));
+        if i == 20 {
+            csv.push_str(&format!("{EMAIL},{FIRST},{LAST},+44 7700 900123\n"));
+        }
+    }
+    let job = s.import_csv(csv, &format!("?list={list_id}"));
+    assert_eq!(job["created"], 41, "{job}");
+    let found = s.get_json("/api/v1/contacts?q=zebedee");
+    let id = found["items"][0]["id"].as_u64().unwrap();
 
     // consents: appended, never overwritten
     let path = format!("/api/v1/contacts/{id}/consents");
@@ -214,6 +245,18 @@ fn export_consents_erasure_without_trace() {
         404
     );
 
+    // before: the person is all over the data dir (so the search below means something)
+    let needles = [EMAIL, "zebedee", "quixotic", IP, "7700 900123"];
+    let before = files_containing(&s.data(), &needles);
+    assert!(
+        before.iter().any(|h| h.contains("mailstead.redb")),
+        "{before:#?}"
+    );
+    // the index's term dictionaries are FSTs (no term is stored as plain bytes), so they are
+    // read through tantivy: every term of every segment, deleted documents' terms included
+    let terms = index_terms(&s.data());
+    assert!(terms.iter().any(|t| t.contains("zebedee")), "{terms:?}");
+
     // erasure
     let r = s.post(&erase, &json!({}));
     assert_eq!(r.status(), 200);
@@ -256,14 +299,21 @@ fn export_consents_erasure_without_trace() {
     assert!(whole.contains("suppression:hmac:"), "{whole}");
 
     // no trace in any file of the data dir, nor in the log
-    let needles = [EMAIL, "zebedee", "quixotic", IP, "7700 900123"];
     let hits = files_containing(&s.data(), &needles);
     assert!(hits.is_empty(), "{hits:#?}");
+    let terms = index_terms(&s.data());
+    assert!(
+        !terms
+            .iter()
+            .any(|t| t.contains("zebedee") || t.contains("quixotic") || t.contains("7700")),
+        "{terms:?}"
+    );
+    assert!(terms.iter().any(|t| t.contains("bystander")), "{terms:?}");
     assert!(
         !s.log().to_lowercase().contains("zebedee"),
         "the server log names the person"
     );
-    let bystander = files_containing(&s.data(), &["bystander@customers.test"]);
+    let bystander = files_containing(&s.data(), &["bystander7@customers.test"]);
     assert!(!bystander.is_empty(), "other contacts are kept");
 
     // the keyed hash keeps the address suppressed: no send, no re-add, no import
@@ -291,6 +341,7 @@ fn export_consents_erasure_without_trace() {
     s.stop();
     let hits = files_containing(&s.data(), &needles);
     assert!(hits.is_empty(), "{hits:#?}");
+    assert!(!index_terms(&s.data()).iter().any(|t| t.contains("zebedee")));
     s.spawn();
     wait("the server answers", || {
         s.get("/api/v1/audit/verify").status() == 200
