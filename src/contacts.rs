@@ -598,7 +598,7 @@ impl Contacts {
 }
 
 /// Write denials on invisible records look like missing records.
-fn hide(d: Denied) -> ContactError {
+pub(crate) fn hide(d: Denied) -> ContactError {
     match d {
         Denied::NotVisible => ContactError::NotFound("contact"),
         other => ContactError::Denied(other),

@@ -338,10 +338,7 @@ impl Gdpr {
             };
             actor
                 .check_contact(&c, Action::Delete)
-                .map_err(|d| match d {
-                    Denied::NotVisible => ContactError::NotFound("contact"),
-                    other => ContactError::Denied(other),
-                })?;
+                .map_err(crate::contacts::hide)?;
             let mut needles = vec![c.email.to_lowercase()];
             needles.extend(self.previous_emails(&c).map_err(|e| match e {
                 GdprError::Store(s) => ContactError::Store(s),
@@ -423,10 +420,7 @@ impl Gdpr {
             let mut c = tx.get(id)?.ok_or(ContactError::NotFound("contact"))?;
             actor
                 .check_contact(&c, Action::Update)
-                .map_err(|d| match d {
-                    Denied::NotVisible => ContactError::NotFound("contact"),
-                    other => ContactError::Denied(other),
-                })?;
+                .map_err(crate::contacts::hide)?;
             c.consents.push(consent.clone());
             c.updated_at = now();
             let c = tx.update(c)?;

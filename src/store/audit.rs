@@ -197,26 +197,35 @@ fn keyed(key: &[u8; 32], v: &Value) -> Value {
     Value::String(format!("hmac:{}", &tag[..32]))
 }
 
+/// The seqs of the entries about `record`, oldest first.
+fn record_seqs(
+    by_record: &impl ReadableTable<(&'static str, u64), ()>,
+    record: &str,
+) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for row in by_record.range((record, 0)..=(record, u64::MAX))? {
+        out.push(row?.0.value().1);
+    }
+    Ok(out)
+}
+
+fn entry_at(t: &impl ReadableTable<u64, &'static [u8]>, seq: u64) -> Result<Option<AuditEntry>> {
+    match t.get(seq)? {
+        Some(v) => Ok(Some(decode("audit", v.value())?)),
+        None => Ok(None),
+    }
+}
+
 /// Replaces the values of every not yet redacted field in the entries about `record` with
 /// keyed hashes (HMAC-SHA256 under `key`) and drops their salts; digests and hashes stay, so
 /// the chain still verifies. Returns the seqs of the entries changed. The caller appends a
 /// [`AuditAction::Redact`] entry naming them in the same transaction (erasure does).
 pub fn redact_in(wtx: &WriteTransaction, record: &str, key: &[u8; 32]) -> Result<Vec<u64>> {
-    let seqs: Vec<u64> = {
-        let by_record = wtx.open_table(AUDIT_BY_RECORD)?;
-        let mut out = Vec::new();
-        for row in by_record.range((record, 0)..=(record, u64::MAX))? {
-            out.push(row?.0.value().1);
-        }
-        out
-    };
+    let seqs = record_seqs(&wtx.open_table(AUDIT_BY_RECORD)?, record)?;
     let mut t = wtx.open_table(AUDIT)?;
     let mut changed = Vec::new();
     for seq in seqs {
-        let Some(mut e) = (match t.get(seq)? {
-            Some(v) => Some(decode::<AuditEntry>("audit", v.value())?),
-            None => None,
-        }) else {
+        let Some(mut e) = entry_at(&t, seq)? else {
             continue;
         };
         if e.action == AuditAction::Redact {
@@ -248,17 +257,11 @@ pub fn rename_record_in(
     replacement: &str,
 ) -> Result<Vec<u64>> {
     let mut by_record = wtx.open_table(AUDIT_BY_RECORD)?;
-    let seqs: Vec<u64> = by_record
-        .range((record, 0)..=(record, u64::MAX))?
-        .map(|r| r.map(|(k, _)| k.value().1))
-        .collect::<std::result::Result<_, _>>()?;
+    let seqs = record_seqs(&by_record, record)?;
     let mut t = wtx.open_table(AUDIT)?;
     let mut changed = Vec::new();
     for seq in seqs {
-        let Some(mut e) = (match t.get(seq)? {
-            Some(v) => Some(decode::<AuditEntry>("audit", v.value())?),
-            None => None,
-        }) else {
+        let Some(mut e) = entry_at(&t, seq)? else {
             continue;
         };
         if e.record_digest.is_none() {

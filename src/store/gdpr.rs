@@ -69,11 +69,27 @@ fn mentions(bytes: &[u8], needles: &[String]) -> bool {
 
 fn is_needle(addr: &str, needles: &[String]) -> bool {
     let a = addr.trim().to_lowercase();
-    needles.iter().any(|n| *n == a)
+    needles.contains(&a)
 }
 
 fn ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The rows of a JSON-valued table whose bytes mention one of `needles`, decoded.
+fn mentioning<T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    name: &'static str,
+    needles: &[String],
+) -> Result<Vec<(u64, T)>> {
+    let mut hits = Vec::new();
+    for row in table.iter()? {
+        let (k, v) = row?;
+        if mentions(v.value(), needles) {
+            hits.push((k.value(), decode(name, v.value())?));
+        }
+    }
+    Ok(hits)
 }
 
 /// What one erasure removed or rewrote, by kind (counts only: no personal data).
@@ -239,15 +255,7 @@ pub fn scrub_in(wtx: &WriteTransaction, needles: &[String], key: &[u8; 32]) -> R
     // the event log: events keep their id, type and time (ids must keep increasing)
     {
         let mut events = wtx.open_table(EVENTS)?;
-        let mut hits = Vec::new();
-        for row in events.iter()? {
-            let (k, v) = row?;
-            if mentions(v.value(), needles) {
-                let ev: Event = decode("events", v.value())?;
-                hits.push((k.value(), ev));
-            }
-        }
-        for (k, mut ev) in hits {
+        for (k, mut ev) in mentioning::<Event>(&events, "events", needles)? {
             ev.data = serde_json::json!({ "erased": true });
             events.insert(k, encode(&ev).as_slice())?;
             out.events += 1;
@@ -258,15 +266,7 @@ pub fn scrub_in(wtx: &WriteTransaction, needles: &[String], key: &[u8; 32]) -> R
     {
         let mut outbox = wtx.open_table(WEBHOOK_OUTBOX)?;
         let mut due = wtx.open_table(WEBHOOK_DUE)?;
-        let mut hits = Vec::new();
-        for row in outbox.iter()? {
-            let (k, v) = row?;
-            if mentions(v.value(), needles) {
-                let d: WebhookDelivery = decode("webhook_outbox", v.value())?;
-                hits.push((k.value(), d));
-            }
-        }
-        for (k, mut d) in hits {
+        for (k, mut d) in mentioning::<WebhookDelivery>(&outbox, "webhook_outbox", needles)? {
             if d.state == WebhookDeliveryState::Pending {
                 if let Some(at) = d.due_ms {
                     due.remove((at, k))?;
@@ -301,15 +301,7 @@ pub fn scrub_in(wtx: &WriteTransaction, needles: &[String], key: &[u8; 32]) -> R
     // import errors quote the rows they refused
     {
         let mut imports = wtx.open_table(IMPORTS)?;
-        let mut hits = Vec::new();
-        for row in imports.iter()? {
-            let (k, v) = row?;
-            if mentions(v.value(), needles) {
-                let j: ImportJob = decode("imports", v.value())?;
-                hits.push((k.value(), j));
-            }
-        }
-        for (k, mut j) in hits {
+        for (k, mut j) in mentioning::<ImportJob>(&imports, "imports", needles)? {
             for e in j.errors.iter_mut() {
                 if mentions(e.message.as_bytes(), needles) {
                     e.message = ERASED.into();
@@ -436,25 +428,23 @@ impl Store {
                 }
             }
         }
-        for row in rtx.open_table(EVENTS)?.iter()? {
-            let (_, v) = row?;
-            if mentions(v.value(), emails) {
-                out.events.push(decode("events", v.value())?);
-            }
-        }
-        for row in rtx.open_table(WEBHOOK_OUTBOX)?.iter()? {
-            let (_, v) = row?;
-            if mentions(v.value(), emails) {
-                let d: WebhookDelivery = decode("webhook_outbox", v.value())?;
-                out.webhook_deliveries.push(WebhookDeliveryView {
-                    id: d.id,
-                    subscription_id: d.subscription_id,
-                    event_type: d.event_type,
-                    state: d.state,
-                    created_at: d.created_at,
-                    body: serde_json::from_str(&d.body).unwrap_or(serde_json::Value::Null),
-                });
-            }
+        out.events = mentioning::<Event>(&rtx.open_table(EVENTS)?, "events", emails)?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect();
+        for (_, d) in mentioning::<WebhookDelivery>(
+            &rtx.open_table(WEBHOOK_OUTBOX)?,
+            "webhook_outbox",
+            emails,
+        )? {
+            out.webhook_deliveries.push(WebhookDeliveryView {
+                id: d.id,
+                subscription_id: d.subscription_id,
+                event_type: d.event_type,
+                state: d.state,
+                created_at: d.created_at,
+                body: serde_json::from_str(&d.body).unwrap_or(serde_json::Value::Null),
+            });
         }
         Ok(out)
     }
