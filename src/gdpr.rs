@@ -676,6 +676,57 @@ mod tests {
         assert!(g.store.audit_verify().unwrap().intact());
     }
 
+    fn files_mentioning(dir: &std::path::Path, needle: &str) -> Vec<String> {
+        let mut hits = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                hits.extend(files_mentioning(&p, needle));
+            } else if std::fs::read(&p)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+            {
+                hits.push(p.display().to_string());
+            }
+        }
+        hits
+    }
+
+    #[test]
+    fn an_erasure_interrupted_before_its_purge_finishes_at_the_next_open() {
+        let (dir, g) = setup();
+        let id = add(&g, "crash@example.test", now(), None);
+        add(&g, "other@example.test", now(), None);
+        let admin = Actor::system();
+        // the transaction commits, then the process dies before the index and file purges
+        let e = g.erase_records(&admin, id, "test").unwrap();
+        assert!(!e.already_erased && !e.purged);
+        assert!(g.store.purge_pending().unwrap());
+        assert!(
+            !files_mentioning(dir.path(), "crash@example.test").is_empty(),
+            "freed pages still hold the address until the purge"
+        );
+        drop(g);
+        // what App::open does at start
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let search = Arc::new(SearchIndex::open(&dir.path().join("search"), &store).unwrap());
+        let contacts = Arc::new(Contacts::new(store.clone(), search.clone()));
+        let g = Gdpr::new(store, search, contacts);
+        assert!(g.finish_pending_purge().unwrap());
+        assert!(!g.store.purge_pending().unwrap());
+        assert_eq!(
+            files_mentioning(dir.path(), "crash@example.test"),
+            Vec::<String>::new()
+        );
+        assert!(!files_mentioning(dir.path(), "other@example.test").is_empty());
+        // repeating the erasure is harmless and says so
+        let again = g.erase(&admin, id).unwrap();
+        assert!(again.already_erased);
+        assert!(g.store.suppression("crash@example.test").unwrap().is_some());
+        assert!(g.store.audit_verify().unwrap().intact());
+    }
+
     #[test]
     fn retention_prunes_the_delivery_log() {
         let (_dir, g) = setup();
