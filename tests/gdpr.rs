@@ -322,6 +322,18 @@ fn export_consents_erasure_without_trace() {
         &json!({"from": "news@example.test", "to": [EMAIL], "subject": "again", "text": "x"}),
     ));
     assert!((400..500).contains(&st), "{st} {e}");
+    let r = s.post(
+        "/api/v1/tx",
+        &json!({"from": "news@example.test", "to": [EMAIL, "bystander3@customers.test"],
+                "subject": "again", "text": "x"}),
+    );
+    assert_eq!(r.status(), 202);
+    let v: Value = r.json().unwrap();
+    assert_eq!(
+        v["suppressed"],
+        json!(["(erased)"]),
+        "not written down again: {v}"
+    );
     let (st, e) = error_of(s.post("/api/v1/contacts", &json!({"email": EMAIL})));
     assert_eq!((st, e["field"].as_str()), (422, Some("email")), "{e}");
     let job = s.import_csv(format!("email,first_name\n{EMAIL},{FIRST}\n"), "");
