@@ -245,8 +245,38 @@ fn export_consents_erasure_without_trace() {
         404
     );
 
+    // the command line reaches the running server through its control socket
+    let o = common::cli(&s.data(), &["gdpr", "export", &id.to_string()], None);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let x: Value = serde_json::from_str(&common::stdout(&o)).unwrap();
+    assert_eq!(x["contact"]["email"], EMAIL);
+    let page = s.get_json("/api/v1/contacts?q=bystander&limit=100");
+    let other = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["email"] == "bystander5@customers.test")
+        .and_then(|c| c["id"].as_u64())
+        .unwrap();
+    let o = common::cli(&s.data(), &["gdpr", "erase", &other.to_string()], None);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let x: Value = serde_json::from_str(&common::stdout(&o)).unwrap();
+    assert_eq!(
+        (x["already_erased"].as_bool(), x["purged"].as_bool()),
+        (Some(false), Some(true)),
+        "{x}"
+    );
+    assert_eq!(s.get(&format!("/api/v1/contacts/{other}")).status(), 404);
+
     // before: the person is all over the data dir (so the search below means something)
-    let needles = [EMAIL, "zebedee", "quixotic", IP, "7700 900123"];
+    let needles = [
+        EMAIL,
+        "zebedee",
+        "quixotic",
+        IP,
+        "7700 900123",
+        "bystander5@",
+    ];
     let before = files_containing(&s.data(), &needles);
     assert!(
         before.iter().any(|h| h.contains("mailstead.redb")),
