@@ -69,6 +69,17 @@ impl From<ContactError> for GdprError {
 
 pub type Result<T, E = GdprError> = std::result::Result<T, E>;
 
+/// Carries an error out of a contact transaction (which fails with the contacts' errors).
+fn inside_contact_tx(e: GdprError) -> ContactError {
+    match e {
+        GdprError::Store(s) => ContactError::Store(s),
+        GdprError::Denied(d) => ContactError::Denied(d),
+        GdprError::NotFound(w) => ContactError::NotFound(w),
+        GdprError::Invalid { field, message } => ContactError::Invalid { field, message },
+        GdprError::Search(s) => ContactError::Search(s),
+    }
+}
+
 fn invalid(field: &'static str, message: impl Into<String>) -> GdprError {
     GdprError::Invalid {
         field,
@@ -103,6 +114,9 @@ pub struct Export {
     pub consents: Vec<Consent>,
     #[serde(flatten)]
     pub held: PersonData,
+    /// Other modules' records about the person, by module ([`PersonalDataSource`]).
+    #[schema(value_type = Object)]
+    pub other: BTreeMap<String, serde_json::Value>,
     /// Audit entries about the contact record (staff e-mail addresses and IPs left out).
     pub audit: Vec<AuditEntry>,
 }
@@ -219,11 +233,30 @@ impl ConsentInput {
     }
 }
 
+/// Another module's records about a person (e.g. CRM leads and activities): added to the
+/// export under its name and scrubbed by every erasure, inside the erasure's transaction.
+/// Modules register theirs with [`Gdpr::register`] when the app is assembled.
+pub trait PersonalDataSource: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// What the module holds about these (normalised) addresses.
+    fn export(&self, emails: &[String]) -> Result<serde_json::Value>;
+    /// Removes or redacts it inside the erasure's transaction (`key` keys any hash kept);
+    /// returns how many records changed. Must be idempotent.
+    fn erase_in(
+        &self,
+        wtx: &redb::WriteTransaction,
+        actor: &Actor,
+        emails: &[String],
+        key: &[u8; 32],
+    ) -> Result<u64>;
+}
+
 /// The data-subject rights service.
 pub struct Gdpr {
     store: Arc<Store>,
     search: Arc<SearchIndex>,
     contacts: Arc<Contacts>,
+    sources: std::sync::RwLock<Vec<Arc<dyn PersonalDataSource>>>,
 }
 
 impl Gdpr {
@@ -232,7 +265,23 @@ impl Gdpr {
             store,
             search,
             contacts,
+            sources: std::sync::RwLock::new(Vec::new()),
         }
+    }
+
+    /// Adds another module's personal data to exports and erasures.
+    pub fn register(&self, source: Arc<dyn PersonalDataSource>) {
+        self.sources
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(source);
+    }
+
+    fn sources(&self) -> Vec<Arc<dyn PersonalDataSource>> {
+        self.sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn store(&self) -> &Store {
@@ -273,6 +322,10 @@ impl Gdpr {
         let mut emails = vec![contact.email.clone()];
         emails.extend(previous_emails.iter().cloned());
         let held = self.store.person_data(&emails)?;
+        let mut other = BTreeMap::new();
+        for src in self.sources() {
+            other.insert(src.name().to_string(), src.export(&emails)?);
+        }
         let names: BTreeMap<Id, String> = self
             .store
             .lists()?
@@ -312,6 +365,7 @@ impl Gdpr {
             previous_emails,
             lists,
             held,
+            other,
             audit: entries,
             contact,
         })
@@ -332,6 +386,7 @@ impl Gdpr {
         actor.check_erase()?;
         let key = self.store.secret(ERASURE_SECRET)?;
         let rec = record("contact", id);
+        let sources = self.sources();
         let done = self.contacts.write(true, |tx| {
             let Some(c) = tx.get(id)? else {
                 return Ok(None);
@@ -340,12 +395,14 @@ impl Gdpr {
                 .check_contact(&c, Action::Delete)
                 .map_err(crate::contacts::hide)?;
             let mut needles = vec![c.email.to_lowercase()];
-            needles.extend(self.previous_emails(&c).map_err(|e| match e {
-                GdprError::Store(s) => ContactError::Store(s),
-                other => ContactError::Store(StoreError::Invalid(other.to_string())),
-            })?);
+            needles.extend(self.previous_emails(&c).map_err(inside_contact_tx)?);
             tx.delete(id)?;
-            let removed = crate::store::gdpr::scrub_in(tx.wtx(), &needles, &key)?;
+            let mut removed = crate::store::gdpr::scrub_in(tx.wtx(), &needles, &key)?;
+            for src in &sources {
+                removed.other += src
+                    .erase_in(tx.wtx(), actor, &needles, &key)
+                    .map_err(inside_contact_tx)?;
+            }
             let redacted =
                 audit::redact_person_in(tx.wtx(), &key, actor, &rec, &needles)?.len() as u64;
             Entry::new(actor, AuditAction::Erase, rec.as_str())
@@ -727,21 +784,48 @@ mod tests {
         assert!(g.store.audit_verify().unwrap().intact());
     }
 
+    struct Leads(std::sync::atomic::AtomicU64);
+
+    impl PersonalDataSource for Leads {
+        fn name(&self) -> &'static str {
+            "leads"
+        }
+        fn export(&self, emails: &[String]) -> Result<serde_json::Value> {
+            Ok(serde_json::json!({ "asked_about": emails }))
+        }
+        fn erase_in(
+            &self,
+            _wtx: &redb::WriteTransaction,
+            _actor: &Actor,
+            emails: &[String],
+            _key: &[u8; 32],
+        ) -> Result<u64> {
+            self.0
+                .fetch_add(emails.len() as u64, std::sync::atomic::Ordering::SeqCst);
+            Ok(emails.len() as u64)
+        }
+    }
+
+    #[test]
+    fn other_modules_take_part_in_export_and_erasure() {
+        let (_dir, g) = setup();
+        let leads = Arc::new(Leads(Default::default()));
+        g.register(leads.clone());
+        let id = add(&g, "lead@example.test", now(), None);
+        let x = g.export(&Actor::system(), id).unwrap();
+        assert_eq!(
+            x.other["leads"],
+            serde_json::json!({ "asked_about": ["lead@example.test"] })
+        );
+        let e = g.erase(&Actor::system(), id).unwrap();
+        assert_eq!(e.removed.other, 1);
+        assert_eq!(leads.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn retention_prunes_the_delivery_log() {
         let (_dir, g) = setup();
-        let msg = crate::model::OutMessage {
-            id: 0,
-            message_id: "m@x".into(),
-            from: "a@x.test".into(),
-            subject: "s".into(),
-            source: "tx".into(),
-            size: 0,
-            recipients: 0,
-            submitted_by: None,
-            suppressed: Vec::new(),
-            created_at: now(),
-        };
+        let msg = crate::model::OutMessage::for_tests();
         let m = g
             .store
             .enqueue(msg, b"body", &[("a@one.test".into(), "one.test".into())])

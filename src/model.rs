@@ -530,6 +530,25 @@ pub struct OutMessage {
     pub created_at: OffsetDateTime,
 }
 
+#[cfg(test)]
+impl OutMessage {
+    /// A transactional message as unit tests enqueue it.
+    pub(crate) fn for_tests() -> OutMessage {
+        OutMessage {
+            id: 0,
+            message_id: "m@x".into(),
+            from: "a@x.test".into(),
+            subject: "s".into(),
+            source: "tx".into(),
+            size: 0,
+            recipients: 0,
+            submitted_by: None,
+            suppressed: Vec::new(),
+            created_at: now(),
+        }
+    }
+}
+
 /// One step in a recipient's delivery history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryEvent {

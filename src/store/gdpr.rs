@@ -108,6 +108,8 @@ pub struct Scrubbed {
     pub import_errors: u64,
     /// Suppression entries turned into keyed hashes (or added as such).
     pub suppressions: u64,
+    /// Records of other modules (`gdpr::PersonalDataSource`).
+    pub other: u64,
 }
 
 /// Removes every trace of the addresses in `needles` (normalised, lower case) from the

@@ -397,18 +397,7 @@ mod tests {
     use super::*;
 
     fn msg() -> OutMessage {
-        OutMessage {
-            id: 0,
-            message_id: "m@x".into(),
-            from: "a@x.test".into(),
-            subject: "s".into(),
-            source: "tx".into(),
-            size: 0,
-            recipients: 0,
-            submitted_by: None,
-            suppressed: Vec::new(),
-            created_at: now(),
-        }
+        OutMessage::for_tests()
     }
 
     fn event(state: DeliveryState) -> DeliveryEvent {
