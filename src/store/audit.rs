@@ -745,6 +745,63 @@ mod tests {
     }
 
     #[test]
+    fn personal_record_ids_are_salted_and_can_be_renamed_with_a_redaction_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let rec = "suppression:ann@example.com";
+        store
+            .write(|wtx| {
+                append(wtx, entry(rec, &[("reason", Value::Null, "manual".into())]))?;
+                append(wtx, entry("contact:1", &[]))
+            })
+            .unwrap();
+        let first = store.audit_page(&AuditFilter::default(), None, 10).unwrap();
+        assert!(first[1].record_digest.is_some() && first[0].record_digest.is_none());
+        // editing a salted record id is found
+        rewrite(&store, 1, |v| {
+            v["record"] = "suppression:bob@example.com".into()
+        });
+        let b = store.audit_verify().unwrap().broken.unwrap();
+        assert!(b.reason.contains("record id"), "{b:?}");
+        rewrite(&store, 1, |v| v["record"] = rec.into());
+        assert!(store.audit_verify().unwrap().intact());
+        // renaming (and dropping the salt) needs a redaction entry naming it
+        let renamed = store
+            .write(|wtx| rename_record_in(wtx, rec, "suppression:hmac:00"))
+            .unwrap();
+        assert_eq!(renamed, vec![1]);
+        assert_eq!(store.audit_verify().unwrap().broken.unwrap().seq, 1);
+        store
+            .write(|wtx| {
+                let mut e = entry("contact:1", &[]);
+                e.action = AuditAction::Redact;
+                e.changes.insert(
+                    "entries".into(),
+                    FieldChange {
+                        before: Value::Null,
+                        after: serde_json::json!(renamed),
+                        salt: None,
+                        digest: String::new(),
+                        redacted: false,
+                    },
+                );
+                append(wtx, e)
+            })
+            .unwrap();
+        assert!(store.audit_verify().unwrap().intact());
+        let by_old = AuditFilter {
+            record: Some(rec.into()),
+            ..Default::default()
+        };
+        assert!(store.audit_page(&by_old, None, 10).unwrap().is_empty());
+        let by_new = AuditFilter {
+            record: Some("suppression:hmac:00".into()),
+            ..Default::default()
+        };
+        assert_eq!(store.audit_page(&by_new, None, 10).unwrap().len(), 1);
+    }
+
+    #[test]
     fn queries_use_the_indexes_newest_first() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
