@@ -33,6 +33,9 @@ pub struct App {
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     pub audit: Arc<crate::audit::Audit>,
     pub gdpr: Arc<crate::gdpr::Gdpr>,
+    pub campaigns: Arc<crate::campaigns::Campaigns>,
+    pub tracking: Arc<crate::tracking::Tracking>,
+    pub forms: Arc<crate::forms::Forms>,
     pub metrics: Arc<Metrics>,
     pub started: std::time::Instant,
 }
@@ -69,7 +72,18 @@ impl App {
         let subscriptions = Arc::new(crate::subscriptions::Subscriptions::new(
             store.clone(),
             contacts.clone(),
+            links.clone(),
+        ));
+        let campaigns = Arc::new(crate::campaigns::Campaigns::new(store.clone(), &settings));
+        let forms = Arc::new(crate::forms::Forms::new(
+            store.clone(),
+            contacts.clone(),
+            &settings,
+        )?);
+        let tracking = Arc::new(crate::tracking::Tracking::new(
+            store.clone(),
             links,
+            campaigns.clone(),
         ));
         let accounts = Accounts::new(
             store.clone(),
@@ -82,6 +96,9 @@ impl App {
             gdpr,
             webhooks,
             audit,
+            campaigns,
+            tracking,
+            forms,
             settings,
             store,
             search,

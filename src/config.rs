@@ -95,6 +95,21 @@ pub const OPTIONS: &[OptionSpec] = &[
         "API requests allowed per token or session per second (bursts of twice that)."
     ),
     opt!(
+        "sender_address",
+        "",
+        "From address of the appliance's own mail (sign-up confirmations); empty means noreply@<hostname>."
+    ),
+    opt!(
+        "campaign_messages_per_second",
+        "0",
+        "Queue campaign mail at most this fast (0: as fast as delivery takes it); for warming up a new sending address."
+    ),
+    opt!(
+        "tracking_enabled",
+        "true",
+        "Open pixels and click redirects in campaign mail (each campaign can also turn them off)."
+    ),
+    opt!(
         "hostname",
         "",
         "This host's name for SMTP EHLO and Message-IDs; empty means the host of public_url."
@@ -441,6 +456,9 @@ pub struct Settings {
     pub session_ttl_hours: u64,
     pub login_attempts_per_minute: u32,
     pub api_requests_per_second: u32,
+    pub tracking_enabled: bool,
+    pub campaign_messages_per_second: u32,
+    pub sender_address: String,
     pub delivery: DeliverySettings,
     pub feedback: FeedbackSettings,
     pub webhooks: WebhookSettings,
@@ -569,6 +587,7 @@ impl Settings {
         let session_ttl_hours = num("session_ttl_hours");
         let login_attempts_per_minute = num("login_attempts_per_minute") as u32;
         let api_requests_per_second = num("api_requests_per_second") as u32;
+        let campaign_messages_per_second = num("campaign_messages_per_second") as u32;
         let retry_max_hours = num("retry_max_hours");
         let concurrency = num("delivery_concurrency") as usize;
         let max_message_bytes = num("max_message_bytes") as usize;
@@ -646,6 +665,14 @@ impl Settings {
                 }
             },
         };
+        let tracking_enabled = match get("tracking_enabled").to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" | "" => true,
+            "false" | "0" | "no" | "off" => false,
+            v => {
+                errors.push(format!("tracking_enabled must be true or false, not '{v}'"));
+                true
+            }
+        };
         let allow_private_targets = match get("allow_private_targets").to_ascii_lowercase().as_str()
         {
             "true" | "1" | "yes" | "on" => true,
@@ -697,6 +724,10 @@ impl Settings {
                 url_host
             }
             _ => "localhost.localdomain".to_string(),
+        };
+        let sender_address = match get("sender_address") {
+            a if !a.is_empty() => a,
+            _ => format!("noreply@{hostname}"),
         };
         let bounce_domain = match get("bounce_domain") {
             b if !b.is_empty() => b,
@@ -782,6 +813,9 @@ impl Settings {
             session_ttl_hours,
             login_attempts_per_minute,
             api_requests_per_second,
+            tracking_enabled,
+            campaign_messages_per_second,
+            sender_address,
             delivery,
             feedback,
             webhooks,

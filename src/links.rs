@@ -13,6 +13,12 @@ use sha2::Sha256;
 pub enum LinkKind {
     Unsubscribe,
     Preferences,
+    /// The open-tracking pixel.
+    Open,
+    /// Click redirects (the URL itself carries a MAC of its own, see [`Links::click_url`]).
+    Click,
+    /// The web copy of a message.
+    View,
 }
 
 /// Local part prefix of the mailto unsubscribe address.
@@ -22,6 +28,11 @@ const MAILTO_PREFIX: &str = "unsubscribe+";
 pub struct Links {
     unsubscribe: Verp,
     preferences: Verp,
+    open: Verp,
+    click: Verp,
+    view: Verp,
+    /// Key of the MAC over (click token, target URL).
+    url_key: Vec<u8>,
     base_url: String,
     bounce_domain: String,
 }
@@ -54,6 +65,10 @@ impl Links {
         Ok(Links {
             unsubscribe: Verp::new(&derive(secret, "unsubscribe"), bounce_domain)?,
             preferences: Verp::new(&derive(secret, "preferences"), bounce_domain)?,
+            open: Verp::new(&derive(secret, "open"), bounce_domain)?,
+            click: Verp::new(&derive(secret, "click"), bounce_domain)?,
+            view: Verp::new(&derive(secret, "view"), bounce_domain)?,
+            url_key: derive(secret, "click-url"),
             base_url: public_url.trim_end_matches('/').to_string(),
             bounce_domain: bounce_domain.to_ascii_lowercase(),
         })
@@ -63,6 +78,9 @@ impl Links {
         match kind {
             LinkKind::Unsubscribe => &self.unsubscribe,
             LinkKind::Preferences => &self.preferences,
+            LinkKind::Open => &self.open,
+            LinkKind::Click => &self.click,
+            LinkKind::View => &self.view,
         }
     }
 
@@ -92,6 +110,58 @@ impl Links {
             self.base_url,
             self.token(LinkKind::Preferences, message, index)
         )
+    }
+
+    /// The 1×1 open-tracking image.
+    pub fn open_url(&self, message: Id, index: u32) -> String {
+        format!(
+            "{}/o/{}.gif",
+            self.base_url,
+            self.token(LinkKind::Open, message, index)
+        )
+    }
+
+    /// The web copy of a message.
+    pub fn view_url(&self, message: Id, index: u32) -> String {
+        format!(
+            "{}/v/{}",
+            self.base_url,
+            self.token(LinkKind::View, message, index)
+        )
+    }
+
+    fn url_mac(&self, token: &str, url: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.url_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(token.as_bytes());
+        mac.update(b"\0");
+        mac.update(url.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        tag[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// A click-tracking redirect to `url`: `/c/<token>/<mac of token and url>?u=<url>`. Only
+    /// a URL that was signed for this recipient redirects, so there is no open redirect.
+    pub fn click_url(&self, message: Id, index: u32, url: &str) -> String {
+        let token = self.token(LinkKind::Click, message, index);
+        let mac = self.url_mac(&token, url);
+        format!(
+            "{}/c/{token}/{mac}?u={}",
+            self.base_url,
+            crate::templates::pct(url)
+        )
+    }
+
+    /// The (message, index) of a click link, if both the token and the URL's MAC are ours.
+    pub fn decode_click(&self, token: &str, mac: &str, url: &str) -> Option<(Id, u32)> {
+        use subtle::ConstantTimeEq;
+        let who = self.decode(LinkKind::Click, token)?;
+        let expected = self.url_mac(token, url);
+        if mac.len() == expected.len() && bool::from(expected.as_bytes().ct_eq(mac.as_bytes())) {
+            Some(who)
+        } else {
+            None
+        }
     }
 
     /// `unsubscribe+<token>@<bounce domain>` (the listener takes mail for it).
@@ -132,6 +202,41 @@ impl Links {
                 "List-Unsubscribe=One-Click".into(),
             ),
         ]
+    }
+}
+
+/// Signed per-recipient links for campaign mail. A target without a queued message (a
+/// preview) gets the public URL's pages without a token.
+#[derive(Debug, Clone)]
+pub struct CampaignLinks {
+    pub links: Links,
+    pub track_clicks: bool,
+}
+
+impl crate::templates::LinkBuilder for CampaignLinks {
+    fn unsubscribe(&self, to: &crate::templates::LinkTarget) -> String {
+        match to.message {
+            Some((m, i)) => self.links.unsubscribe_url(m, i),
+            None => format!("{}/u/preview", self.links.base_url),
+        }
+    }
+    fn preferences(&self, to: &crate::templates::LinkTarget) -> String {
+        match to.message {
+            Some((m, i)) => self.links.preferences_url(m, i),
+            None => format!("{}/p/preview", self.links.base_url),
+        }
+    }
+    fn view_in_browser(&self, to: &crate::templates::LinkTarget) -> String {
+        match to.message {
+            Some((m, i)) => self.links.view_url(m, i),
+            None => format!("{}/v/preview", self.links.base_url),
+        }
+    }
+    fn tracked(&self, to: &crate::templates::LinkTarget, url: &str) -> String {
+        match to.message {
+            Some((m, i)) if self.track_clicks => self.links.click_url(m, i, url),
+            _ => url.to_string(),
+        }
     }
 }
 
@@ -180,5 +285,26 @@ mod tests {
         let h = l.list_unsubscribe_headers(42, 3);
         assert!(h[0].1.starts_with("<https://") && h[0].1.contains("<mailto:unsubscribe+"));
         assert_eq!(h[1].1, "List-Unsubscribe=One-Click");
+    }
+
+    #[test]
+    fn click_links_only_redirect_to_the_signed_url() {
+        let l = links();
+        let url = "https://training.example.com/course?a=1&b=2";
+        let link = l.click_url(9, 0, url);
+        let rest = link.strip_prefix("https://mail.example.com/c/").unwrap();
+        let (token, rest) = rest.split_once('/').unwrap();
+        let (mac, _) = rest.split_once('?').unwrap();
+        assert_eq!(l.decode_click(token, mac, url), Some((9, 0)));
+        assert_eq!(l.decode_click(token, mac, "https://evil.example/"), None);
+        assert_eq!(l.decode_click(token, &mac[1..], url), None);
+        let open = l.token(LinkKind::Open, 9, 0);
+        assert_eq!(
+            l.decode_click(&open, mac, url),
+            None,
+            "an open token is no click token"
+        );
+        assert!(l.open_url(9, 0).ends_with(".gif"));
+        assert!(l.view_url(9, 0).contains("/v/"));
     }
 }

@@ -968,3 +968,169 @@ pub struct WebhookAttempt {
     #[schema(value_type = Option<String>)]
     pub next_attempt_at: Option<OffsetDateTime>,
 }
+
+// ---- campaigns ----
+
+/// A template kept in the store (written in the console or through the API, or copied from
+/// the library). `source` is the template file format of `templates/`: front matter optional.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StoredTemplate {
+    pub id: Id,
+    pub name: String,
+    /// The MJML body (`mj-section`s placed inside the brand layout).
+    pub mjml: String,
+    #[serde(default)]
+    pub subject: String,
+    #[serde(default)]
+    pub preheader: String,
+    /// The library template it was copied from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library_id: Option<String>,
+    #[serde(default)]
+    pub created_by: Option<Id>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CampaignStatus {
+    Draft,
+    Scheduled,
+    Sending,
+    Paused,
+    Finished,
+    Cancelled,
+}
+
+impl CampaignStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignStatus::Draft => "draft",
+            CampaignStatus::Scheduled => "scheduled",
+            CampaignStatus::Sending => "sending",
+            CampaignStatus::Paused => "paused",
+            CampaignStatus::Finished => "finished",
+            CampaignStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Whom a campaign goes to: members of lists (confirmed, not unsubscribed), a saved
+/// segment, or the recipients of an earlier campaign who did not open it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct Audience {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lists: Vec<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub non_openers_of: Option<Id>,
+}
+
+/// An A/B test of subject lines: `sample_percent` of the audience is split between the
+/// subjects; after `wait_minutes` the subject with the most unique opens (or clicks) goes
+/// to the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AbTest {
+    pub subjects: Vec<String>,
+    pub sample_percent: u8,
+    pub wait_minutes: u32,
+    #[serde(default = "default_ab_metric")]
+    pub metric: String,
+    /// Index into `subjects` once chosen.
+    #[serde(default)]
+    pub winner: Option<usize>,
+    /// When the sample finished queueing (the wait starts then).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>)]
+    pub sample_done_at: Option<OffsetDateTime>,
+}
+
+fn default_ab_metric() -> String {
+    "opens".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Campaign {
+    pub id: Id,
+    pub name: String,
+    pub subject: String,
+    #[serde(default)]
+    pub preheader: String,
+    pub from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    pub template_id: Id,
+    pub audience: Audience,
+    pub status: CampaignStatus,
+    #[serde(default = "yes")]
+    pub track_opens: bool,
+    #[serde(default = "yes")]
+    pub track_clicks: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ab_test: Option<AbTest>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>)]
+    pub scheduled_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>)]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>)]
+    pub finished_at: Option<OffsetDateTime>,
+    /// Recipients in the audience snapshot taken at start.
+    #[serde(default)]
+    pub audience_size: u64,
+    /// Position in the snapshot up to which every recipient has been queued or skipped.
+    #[serde(default)]
+    pub cursor: u64,
+    #[serde(default)]
+    pub queued: u64,
+    /// Left out at send time (suppressed, unsubscribed, deleted).
+    #[serde(default)]
+    pub skipped: u64,
+    /// Why a scheduled start or a batch failed, until it succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub created_by: Option<Id>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub updated_at: OffsetDateTime,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An open or click seen by the tracking endpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TrackEvent {
+    pub campaign_id: Id,
+    pub message: Id,
+    /// "open" or "click".
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Who fetched it when not a person: "apple_mpp" (Mail Privacy Protection preloads
+    /// every image), "prefetch" (a client without a user agent), "scanner" (link checkers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+    /// An image proxy that fetches when the person opens ("gmail_proxy", "yahoo_proxy"):
+    /// still a person's open, but without their address or device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub at: OffsetDateTime,
+}

@@ -343,24 +343,7 @@ impl Outbound {
             text,
             headers,
         };
-        let built = compose::build(&draft)?;
-        if built.bytes.len() > self.max_message_bytes {
-            return Err(ComposeError {
-                field: "html".into(),
-                message: format!(
-                    "the message is {} bytes; the limit is {}",
-                    built.bytes.len(),
-                    self.max_message_bytes
-                ),
-            }
-            .into());
-        }
-        let bytes = match self.signer_for(from.domain()) {
-            Some(s) => s
-                .sign(&built.bytes)
-                .map_err(|e| OutboundError::Sign(e.to_string()))?,
-            None => built.bytes,
-        };
+        let (bytes, message_id) = self.build_signed(&draft, "html")?;
         let rcpts: Vec<(String, String)> = to
             .iter()
             .filter(|m| !suppressed.contains(&m.addr.to_lowercase()))
@@ -379,7 +362,7 @@ impl Outbound {
         skipped.sort();
         let msg = OutMessage {
             id: preset_id,
-            message_id: built.message_id,
+            message_id,
             from: from.addr,
             subject,
             source: "tx".into(),
@@ -392,6 +375,42 @@ impl Outbound {
         let msg = self.store.enqueue(msg, &bytes, &rcpts)?;
         self.wake.notify_one();
         Ok(msg)
+    }
+
+    /// Builds the MIME message, checks its size and DKIM-signs it with the key of the From
+    /// domain (when one is installed). Returns the bytes and the Message-ID.
+    pub fn build_signed(
+        &self,
+        draft: &Draft,
+        field: &str,
+    ) -> Result<(Vec<u8>, String), OutboundError> {
+        let built = compose::build(draft)?;
+        if built.bytes.len() > self.max_message_bytes {
+            return Err(ComposeError {
+                field: field.into(),
+                message: format!(
+                    "the message is {} bytes; the limit is {}",
+                    built.bytes.len(),
+                    self.max_message_bytes
+                ),
+            }
+            .into());
+        }
+        let bytes = match self.signer_for(draft.from.domain()) {
+            Some(s) => s
+                .sign(&built.bytes)
+                .map_err(|e| OutboundError::Sign(e.to_string()))?,
+            None => built.bytes,
+        };
+        Ok((bytes, built.message_id))
+    }
+
+    pub fn links(&self) -> &crate::links::Links {
+        &self.links
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     /// Wakes the workers (new mail was queued elsewhere).

@@ -125,6 +125,16 @@ impl Actor {
         }
     }
 
+    /// Templates and campaigns: admins, managers and marketing write and send them; the
+    /// others read them (reports included).
+    pub fn check_campaigns(&self, action: Action) -> Result<(), Denied> {
+        match (self.role, action) {
+            (_, Action::Read) => Ok(()),
+            (Role::Admin | Role::Manager | Role::Marketing, _) => Ok(()),
+            _ => Err(forbid(self, action, "campaigns and templates")),
+        }
+    }
+
     /// Bulk imports create and change contacts in numbers.
     pub fn check_import(&self) -> Result<(), Denied> {
         match self.role {

@@ -104,6 +104,10 @@ async fn serve(settings: Settings) -> Result<()> {
         None => None,
     };
     let hooks = tokio::spawn(state.webhooks.clone().run(stop_rx.clone()));
+    let campaign_sender = state
+        .campaign_runner
+        .clone()
+        .map(|r| tokio::spawn(r.run(stop_rx.clone())));
 
     let control = tokio::spawn(crate::control::serve(
         state.clone(),
@@ -178,6 +182,9 @@ async fn serve(settings: Settings) -> Result<()> {
         tracing::warn!("deliveries still in flight at shutdown are requeued at the next start");
     }
     let _ = tokio::time::timeout(std::time::Duration::from_secs(15), hooks).await;
+    if let Some(c) = campaign_sender {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(15), c).await;
+    }
     control.abort();
     housekeeping.abort();
     retention.abort();

@@ -199,6 +199,20 @@ impl Subscriptions {
             }
             Ok(())
         })?;
+        if let Some(campaign_id) = source
+            .strip_prefix("campaign:")
+            .and_then(|s| s.parse::<Id>().ok())
+        {
+            self.store.record_track_event(&crate::model::TrackEvent {
+                campaign_id,
+                message,
+                kind: "unsubscribe".into(),
+                url: None,
+                machine: None,
+                proxy: None,
+                at: now(),
+            })?;
+        }
         self.recipient(message, index)
     }
 

@@ -14,7 +14,7 @@ mod common;
 #[path = "peers/harness.rs"]
 mod harness;
 
-use common::{Server, cli, error_of, stdout};
+use common::{Server, error_of, with_dkim};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -87,40 +87,6 @@ fn delivery_env(dns: SocketAddr, smtp_port: u16) -> Vec<(String, String)> {
 fn start(env: &[(String, String)]) -> Server {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     Server::start_with(&env)
-}
-
-/// Generates a DKIM key for `domain` (selector s1) and restarts the server so
-/// that it signs with it. Returns the record name and TXT value.
-fn with_dkim(s: &mut Server, domain: &str) -> (String, String) {
-    let o = cli(
-        &s.data(),
-        &["dkim", "generate", "--domain", domain, "--selector", "s1"],
-        None,
-    );
-    assert!(o.status.success(), "dkim generate: {}", common::stderr(&o));
-    let out = stdout(&o);
-    let line = out
-        .lines()
-        .find(|l| l.contains("._domainkey.") && l.contains(" TXT "))
-        .unwrap_or_else(|| panic!("no TXT record in {out}"));
-    let name = line
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_end_matches('.');
-    // "v=DKIM1; ..." "...": the quoted strings concatenated
-    let value: String = line
-        .split_once(" TXT ")
-        .unwrap()
-        .1
-        .split('"')
-        .skip(1)
-        .step_by(2)
-        .collect();
-    assert!(value.starts_with("v=DKIM1; k=rsa; p="), "{value}");
-    s.stop();
-    s.spawn();
-    (name.to_string(), value)
 }
 
 /// Posts a transactional message; returns its id (asserting 202).

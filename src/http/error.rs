@@ -16,6 +16,14 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Where in the submitted text (template, filter) the problem is.
+    pub location: Option<Location>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -29,6 +37,11 @@ pub struct ErrorDetail {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// 1-based line and column in the submitted text, when the error has a place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
 }
 
 impl ApiError {
@@ -38,10 +51,15 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            location: None,
         }
     }
     pub fn field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
+        self
+    }
+    pub fn at(mut self, line: usize, column: usize) -> Self {
+        self.location = Some(Location { line, column });
         self
     }
     pub fn not_found(what: &str) -> Self {
@@ -74,6 +92,8 @@ impl IntoResponse for ApiError {
                 code: self.code.to_string(),
                 message: self.message,
                 field: self.field,
+                line: self.location.map(|l| l.line),
+                column: self.location.map(|l| l.column),
             },
         };
         let mut r = (self.status, axum::Json(body)).into_response();

@@ -5,13 +5,16 @@
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod campaigns;
 pub mod contacts;
 pub mod error;
+pub mod forms;
 pub mod gdpr;
 pub mod imports;
 pub mod messages;
 pub mod public;
 pub mod suppressions;
+pub mod tracking;
 pub mod webhooks_in;
 pub mod webhooks_out;
 
@@ -36,6 +39,8 @@ pub struct Shared {
     pub public_limiter: DefaultKeyedRateLimiter<std::net::IpAddr>,
     /// The delivery engine's front door; `None` in processes that do not send.
     pub outbound: Option<Arc<crate::outbound::Outbound>>,
+    /// The campaign sender (test sends go through it); `None` where `outbound` is.
+    pub campaign_runner: Option<Arc<crate::campaigns::runner::Runner>>,
 }
 
 impl Deref for Shared {
@@ -51,7 +56,15 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
     let rps =
         NonZeroU32::new(app.settings.api_requests_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
     let burst = rps.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
+    let campaign_runner = outbound.as_ref().map(|o| {
+        Arc::new(crate::campaigns::runner::Runner::new(
+            app.campaigns.clone(),
+            o.clone(),
+            &app.settings,
+        ))
+    });
     Arc::new(Shared {
+        campaign_runner,
         api_limiter: RateLimiter::keyed(Quota::per_second(rps).allow_burst(burst)),
         public_limiter: RateLimiter::keyed(Quota::per_minute(
             NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN),
@@ -79,6 +92,11 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
         webhooks_out::enable, webhooks_out::rotate_secret, webhooks_out::test, webhooks_out::deliveries,
         audit::list, audit::export, audit::verify,
         gdpr::export, gdpr::erase, gdpr::consents, gdpr::record_consent,
+        campaigns::templates, campaigns::library, campaigns::create_template, campaigns::template,
+        campaigns::update_template, campaigns::delete_template, campaigns::preview_template,
+        campaigns::list, campaigns::create, campaigns::get, campaigns::update, campaigns::delete,
+        campaigns::report, campaigns::start, campaigns::schedule, campaigns::pause,
+        campaigns::resume, campaigns::cancel, campaigns::test, forms::embed,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth)
@@ -166,6 +184,8 @@ pub fn router(state: AppState) -> Router {
         .route("/feedback", g(suppressions::log))
         .nest("/webhooks", webhooks_in::routes(&state))
         .nest("/webhook-subscriptions", webhooks_out::routes())
+        .merge(campaigns::routes())
+        .route("/lists/{id}/form", g(forms::embed))
         .route("/audit", g(audit::list))
         .route("/audit/export", g(audit::export))
         .route("/audit/verify", g(audit::verify))
@@ -187,6 +207,22 @@ pub fn router(state: AppState) -> Router {
                 .post(public::save_preferences)
                 .layer(DefaultBodyLimit::max(public::MAX_FORM_BYTES)),
         )
+        .route(
+            "/f/{list}",
+            get(forms::form_page)
+                .post(forms::sign_up)
+                .layer(DefaultBodyLimit::max(public::MAX_FORM_BYTES)),
+        )
+        .route(
+            "/confirm/{token}",
+            get(forms::confirm_page).post(forms::confirm),
+        )
+        .route("/o/{token}", get(tracking::open))
+        .route(
+            "/c/{token}/{mac}",
+            get(tracking::click).head(tracking::click),
+        )
+        .route("/v/{token}", get(tracking::view))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(console)
@@ -302,10 +338,12 @@ async fn security_headers(req: Request, next: Next) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
-    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+        );
+    }
     r
 }
 

@@ -32,7 +32,7 @@ fn masked(email: &str) -> String {
     }
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(super) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -82,7 +82,7 @@ fn problem(e: &SubscriptionError) -> Response {
     }
 }
 
-fn limited(app: &AppState, peer: &SocketAddr) -> Option<Response> {
+pub(super) fn limited(app: &AppState, peer: &SocketAddr) -> Option<Response> {
     app.public_limiter.check_key(&peer.ip()).err().map(|_| {
         page(
             StatusCode::TOO_MANY_REQUESTS,

@@ -54,6 +54,13 @@ macro_rules! for_each_table {
         n += $f($src, $dst, audit::AUDIT)?;
         n += $f($src, $dst, audit::AUDIT_BY_RECORD)?;
         n += $f($src, $dst, audit::AUDIT_BY_ACTOR)?;
+        n += $f($src, $dst, campaigns::TEMPLATES)?;
+        n += $f($src, $dst, campaigns::CAMPAIGNS)?;
+        n += $f($src, $dst, campaigns::CAMPAIGN_AUDIENCE)?;
+        n += $f($src, $dst, campaigns::CAMPAIGN_SENT)?;
+        n += $f($src, $dst, campaigns::CAMPAIGN_MESSAGES)?;
+        n += $f($src, $dst, campaigns::TRACK_EVENTS)?;
+        n += $f($src, $dst, campaigns::TRACK_FIRST)?;
         n
     }};
 }

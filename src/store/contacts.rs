@@ -24,10 +24,12 @@ impl ContactChange {
     }
 }
 
+pub(crate) const CONFIRMED: u8 = 1;
+
 fn status_code(s: MembershipStatus) -> u8 {
     match s {
         MembershipStatus::Unconfirmed => 0,
-        MembershipStatus::Confirmed => 1,
+        MembershipStatus::Confirmed => CONFIRMED,
         MembershipStatus::Unsubscribed => 2,
     }
 }

@@ -6,6 +6,7 @@
 mod accounts;
 pub mod audit;
 mod backup;
+pub mod campaigns;
 mod contacts;
 pub mod events;
 pub mod gdpr;
@@ -55,7 +56,7 @@ pub(crate) const IMPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("im
 pub const TOMBSTONE: u64 = 1 << 63;
 
 /// Schema version this build writes. Migrations bring older stores forward at start.
-pub const SCHEMA_VERSION: u64 = 4;
+pub const SCHEMA_VERSION: u64 = 5;
 const DB_FILE: &str = "mailstead.redb";
 
 #[derive(Debug, thiserror::Error)]
@@ -282,6 +283,16 @@ impl Store {
                     wtx.open_table(audit::AUDIT)?;
                     wtx.open_table(audit::AUDIT_BY_RECORD)?;
                     wtx.open_table(audit::AUDIT_BY_ACTOR)?;
+                }
+                4 => {
+                    // v5: templates, campaigns, audience snapshots, tracking.
+                    wtx.open_table(campaigns::TEMPLATES)?;
+                    wtx.open_table(campaigns::CAMPAIGNS)?;
+                    wtx.open_table(campaigns::CAMPAIGN_AUDIENCE)?;
+                    wtx.open_table(campaigns::CAMPAIGN_SENT)?;
+                    wtx.open_table(campaigns::CAMPAIGN_MESSAGES)?;
+                    wtx.open_table(campaigns::TRACK_EVENTS)?;
+                    wtx.open_table(campaigns::TRACK_FIRST)?;
                 }
                 _ => {
                     return Err(StoreError::Invalid(format!(

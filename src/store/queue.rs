@@ -60,61 +60,12 @@ impl Store {
     /// Stores a message with its recipients, all due now. Durable when it returns.
     pub fn enqueue(
         &self,
-        mut msg: OutMessage,
+        msg: OutMessage,
         body: &[u8],
         recipients: &[(String, String)],
     ) -> Result<OutMessage> {
-        let t = now();
         let wtx = self.begin_write()?;
-        {
-            if msg.id == 0 {
-                let mut seqs = wtx.open_table(SEQUENCES)?;
-                msg.id = next_seq(&mut seqs, "out_message")?;
-            }
-            msg.recipients = recipients.len() as u32;
-            msg.size = body.len() as u64;
-            wtx.open_table(OUT_MESSAGES)?
-                .insert(msg.id, encode(&msg).as_slice())?;
-            wtx.open_table(OUT_BODIES)?.insert(msg.id, body)?;
-            let mut deliveries = wtx.open_table(DELIVERIES)?;
-            let mut due = wtx.open_table(DUE)?;
-            for (i, (rcpt, domain)) in recipients.iter().enumerate() {
-                let d = Delivery {
-                    message: msg.id,
-                    index: i as u32,
-                    recipient: rcpt.clone(),
-                    domain: domain.clone(),
-                    state: DeliveryState::Queued,
-                    attempts: 0,
-                    next_attempt: Some(t),
-                    site: None,
-                    policy: false,
-                    events: vec![DeliveryEvent {
-                        at: t,
-                        state: DeliveryState::Queued,
-                        code: None,
-                        enhanced: None,
-                        text: String::new(),
-                        mx: None,
-                    }],
-                    created_at: t,
-                    updated_at: t,
-                };
-                deliveries.insert((msg.id, i as u32), encode(&d).as_slice())?;
-                due.insert((ms(t), msg.id, i as u32), ())?;
-                super::events::emit(
-                    &wtx,
-                    EventType::MessageSent,
-                    serde_json::json!({
-                        "message_id": msg.id,
-                        "message_header_id": msg.message_id,
-                        "email": rcpt,
-                        "source": msg.source,
-                        "subject": msg.subject,
-                    }),
-                )?;
-            }
-        }
+        let msg = enqueue_in(&wtx, msg, body, recipients)?;
         wtx.commit()?;
         Ok(msg)
     }
@@ -128,6 +79,19 @@ impl Store {
         };
         wtx.commit()?;
         Ok(id)
+    }
+
+    /// Reserves `n` consecutive outbound message ids (a campaign batch); returns the first.
+    pub fn allocate_out_message_ids(&self, n: u64) -> Result<Id> {
+        let wtx = self.begin_write()?;
+        let first = {
+            let mut seqs = wtx.open_table(SEQUENCES)?;
+            let first = seqs.get("out_message")?.map(|v| v.value()).unwrap_or(0) + 1;
+            seqs.insert("out_message", first + n.max(1) - 1)?;
+            first
+        };
+        wtx.commit()?;
+        Ok(first)
     }
 
     /// Takes up to `limit` deliveries due at `at`, marking them `sending`.
@@ -370,11 +334,85 @@ impl Store {
     }
 
     /// Number of deliveries waiting in the due index.
+    /// Deliveries due by `at`, counted up to `limit` (campaign back-pressure).
+    pub fn due_by(&self, at: OffsetDateTime, limit: u64) -> Result<u64> {
+        let rtx = self.db().begin_read()?;
+        let t = rtx.open_table(DUE)?;
+        let mut n = 0;
+        for row in t.range(..=(ms(at), u64::MAX, u32::MAX))? {
+            row?;
+            n += 1;
+            if n >= limit {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
     pub fn due_count(&self) -> Result<u64> {
         use redb::ReadableTableMetadata;
         let rtx = self.db().begin_read()?;
         Ok(rtx.open_table(DUE)?.len()?)
     }
+}
+
+/// Stores a message with its recipients, all due now, inside the caller's transaction (a
+/// campaign batch queues its messages and marks its recipients in one commit).
+pub(crate) fn enqueue_in(
+    wtx: &redb::WriteTransaction,
+    mut msg: OutMessage,
+    body: &[u8],
+    recipients: &[(String, String)],
+) -> Result<OutMessage> {
+    let t = now();
+    if msg.id == 0 {
+        let mut seqs = wtx.open_table(SEQUENCES)?;
+        msg.id = next_seq(&mut seqs, "out_message")?;
+    }
+    msg.recipients = recipients.len() as u32;
+    msg.size = body.len() as u64;
+    wtx.open_table(OUT_MESSAGES)?
+        .insert(msg.id, encode(&msg).as_slice())?;
+    wtx.open_table(OUT_BODIES)?.insert(msg.id, body)?;
+    let mut deliveries = wtx.open_table(DELIVERIES)?;
+    let mut due = wtx.open_table(DUE)?;
+    for (i, (rcpt, domain)) in recipients.iter().enumerate() {
+        let d = Delivery {
+            message: msg.id,
+            index: i as u32,
+            recipient: rcpt.clone(),
+            domain: domain.clone(),
+            state: DeliveryState::Queued,
+            attempts: 0,
+            next_attempt: Some(t),
+            site: None,
+            policy: false,
+            events: vec![DeliveryEvent {
+                at: t,
+                state: DeliveryState::Queued,
+                code: None,
+                enhanced: None,
+                text: String::new(),
+                mx: None,
+            }],
+            created_at: t,
+            updated_at: t,
+        };
+        deliveries.insert((msg.id, i as u32), encode(&d).as_slice())?;
+        due.insert((ms(t), msg.id, i as u32), ())?;
+        super::events::emit(
+            wtx,
+            EventType::MessageSent,
+            serde_json::json!({
+                "message_id": msg.id,
+                "message_header_id": msg.message_id,
+                "email": rcpt,
+                "source": msg.source,
+                "subject": msg.subject,
+            }),
+        )?;
+    }
+    Ok(msg)
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]

@@ -230,7 +230,7 @@ pub fn pct(s: &str) -> String {
 }
 
 /// One personalised message.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Rendered {
     pub subject: String,
     pub preheader: String,

@@ -340,3 +340,37 @@ pub fn error_of(r: Response) -> (u16, Value) {
     );
     (status, e)
 }
+
+/// Generates a DKIM key for `domain` (selector s1) and restarts the server so
+/// that it signs with it. Returns the record name and TXT value.
+pub fn with_dkim(s: &mut Server, domain: &str) -> (String, String) {
+    let o = cli(
+        &s.data(),
+        &["dkim", "generate", "--domain", domain, "--selector", "s1"],
+        None,
+    );
+    assert!(o.status.success(), "dkim generate: {}", stderr(&o));
+    let out = stdout(&o);
+    let line = out
+        .lines()
+        .find(|l| l.contains("._domainkey.") && l.contains(" TXT "))
+        .unwrap_or_else(|| panic!("no TXT record in {out}"));
+    let name = line
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches('.');
+    // "v=DKIM1; ..." "...": the quoted strings concatenated
+    let value: String = line
+        .split_once(" TXT ")
+        .unwrap()
+        .1
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .collect();
+    assert!(value.starts_with("v=DKIM1; k=rsa; p="), "{value}");
+    s.stop();
+    s.spawn();
+    (name.to_string(), value)
+}
