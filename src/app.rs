@@ -32,6 +32,7 @@ pub struct App {
     pub accounts: Accounts,
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     pub audit: Arc<crate::audit::Audit>,
+    pub gdpr: Arc<crate::gdpr::Gdpr>,
     pub campaigns: Arc<crate::campaigns::Campaigns>,
     pub tracking: Arc<crate::tracking::Tracking>,
     pub forms: Arc<crate::forms::Forms>,
@@ -51,6 +52,15 @@ impl App {
         let store = Arc::new(Store::open(&settings.data_dir)?);
         let search = Arc::new(SearchIndex::open(&search_dir(&settings), &store)?);
         let contacts = Arc::new(Contacts::new(store.clone(), search.clone()));
+        let gdpr = Arc::new(crate::gdpr::Gdpr::new(
+            store.clone(),
+            search.clone(),
+            contacts.clone(),
+        ));
+        // an erasure committed but its index segments and store pages were not rewritten yet
+        // (a crash): finish that before anything else
+        gdpr.finish_pending_purge()
+            .map_err(|e| StartError::Setup(e.to_string()))?;
         let feedback = Arc::new(crate::feedback::Feedback::new(
             store.clone(),
             contacts.clone(),
@@ -87,6 +97,7 @@ impl App {
         campaigns.set_segments(segments.clone());
         Ok(App {
             segments,
+            gdpr,
             webhooks,
             audit,
             campaigns,

@@ -174,6 +174,8 @@ impl Entry {
             ip: actor.ip.clone(),
             action,
             record: record.into(),
+            record_salt: None,
+            record_digest: None,
             detail: String::new(),
             changes: BTreeMap::new(),
             changes_digest: String::new(),
@@ -236,6 +238,36 @@ pub fn redact_in(
     let seqs = chain::redact_in(wtx, record, key)?;
     if !seqs.is_empty() {
         Entry::new(actor, AuditAction::Redact, record)
+            .changes(Changes::default().set("entries", Value::Null, serde_json::json!(seqs)))
+            .detail(format!("personal data removed from {} entries", seqs.len()))
+            .append(wtx)?;
+    }
+    Ok(seqs)
+}
+
+/// Erasure's part of the audit trail, inside its transaction: the personal values in the
+/// entries about `contact` (a `contact:<id>` record) and about `addresses` (suppression
+/// entries, whose ids hold the address: those become `suppression:hmac:…`) are replaced by
+/// keyed hashes, and one `redact` entry about `contact` names every entry changed. Returns
+/// their seqs.
+pub fn redact_person_in(
+    wtx: &WriteTransaction,
+    key: &[u8; 32],
+    actor: &Actor,
+    contact: &str,
+    addresses: &[String],
+) -> Result<Vec<u64>, StoreError> {
+    let mut seqs = chain::redact_in(wtx, contact, key)?;
+    for a in addresses {
+        let rec = record("suppression", a);
+        seqs.extend(chain::redact_in(wtx, &rec, key)?);
+        let hashed = record("suppression", crate::store::gdpr::hashed_address(key, a));
+        seqs.extend(chain::rename_record_in(wtx, &rec, &hashed)?);
+    }
+    seqs.sort_unstable();
+    seqs.dedup();
+    if !seqs.is_empty() {
+        Entry::new(actor, AuditAction::Redact, contact)
             .changes(Changes::default().set("entries", Value::Null, serde_json::json!(seqs)))
             .detail(format!("personal data removed from {} entries", seqs.len()))
             .append(wtx)?;

@@ -72,6 +72,10 @@ pub enum Command {
     /// The audit trail: verify its hash chain, export it (works while the server runs).
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Data-subject rights: export or erase everything held about a contact (works while
+    /// the server runs).
+    #[command(subcommand)]
+    Gdpr(GdprCmd),
     /// DKIM signing keys.
     #[command(subcommand)]
     Dkim(DkimCmd),
@@ -116,6 +120,16 @@ pub enum DkimCmd {
         #[arg(long, default_value = "rsa", value_parser = ["rsa", "ed25519"])]
         algorithm: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GdprCmd {
+    /// Print everything held about a contact as JSON (GDPR Art. 20); recorded in the audit
+    /// trail.
+    Export { id: u64 },
+    /// Erase a contact and every trace of its address (GDPR Art. 17); the address stays
+    /// suppressed as a keyed hash. Irreversible.
+    Erase { id: u64 },
 }
 
 #[derive(Subcommand, Debug)]
@@ -296,6 +310,18 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Backup { file } => backup(&cli.common, &file),
         Command::Audit(cmd) => audit(&cli.common, cmd),
+        Command::Gdpr(cmd) => {
+            let req = match cmd {
+                GdprCmd::Export { id } => crate::control::Request::GdprExport { id },
+                GdprCmd::Erase { id } => crate::control::Request::GdprErase { id },
+            };
+            let text = match held_or_open(load_settings(&cli.common, &[])?)? {
+                Held::Open(app) => crate::control::gdpr(&app, &req).map_err(anyhow::Error::msg)?,
+                Held::ByServer(dir) => crate::control::request(&dir, &req)?.message,
+            };
+            println!("{text}");
+            Ok(())
+        }
         Command::Restore { file } => {
             let settings = load_settings(&cli.common, &[])?;
             let rows = crate::store::Store::restore_from(&settings.data_dir, &file)?;

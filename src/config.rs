@@ -271,6 +271,16 @@ pub const OPTIONS: &[OptionSpec] = &[
         "Keep finished webhook deliveries, their attempt log and handled events this many days."
     ),
     opt!(
+        "retention_inactive_contacts_days",
+        "0",
+        "Erase contacts without a confirmed list membership and without any activity (change, membership, consent) for this many days; 0 turns it off. Runs daily."
+    ),
+    opt!(
+        "retention_delivery_log_days",
+        "0",
+        "Delete finished deliveries (and messages left without any) from the delivery log after this many days; 0 keeps them. Runs daily."
+    ),
+    opt!(
         "postal_address",
         "",
         "Postal address shown in the footer of every email; required for bulk mail. Lines separated by newlines or ' | '."
@@ -380,6 +390,13 @@ pub struct DeliverySettings {
     pub max_message_bytes: usize,
 }
 
+/// Retention rules the appliance runs daily (0 days = off).
+#[derive(Debug, Clone, Default)]
+pub struct RetentionSettings {
+    pub inactive_contacts_days: u32,
+    pub delivery_log_days: u32,
+}
+
 /// Environment variables that are not settings but are known (tests, tooling).
 const OTHER_ENV: &[&str] = &[
     "MAILSTEAD_CONFIG",
@@ -446,6 +463,7 @@ pub struct Settings {
     pub feedback: FeedbackSettings,
     pub webhooks: WebhookSettings,
     pub webhooks_out: WebhookOutSettings,
+    pub retention: RetentionSettings,
     /// Raw values with where each came from, for `config show` and later modules.
     pub raw: BTreeMap<&'static str, (String, Source)>,
     pub warnings: Vec<String>,
@@ -586,6 +604,12 @@ impl Settings {
                 .unwrap_or(u32::MAX)
                 .max(1),
             retention_days: num("webhook_retention_days").max(1),
+        };
+        let retention = RetentionSettings {
+            inactive_contacts_days: u32::try_from(num("retention_inactive_contacts_days"))
+                .unwrap_or(u32::MAX),
+            delivery_log_days: u32::try_from(num("retention_delivery_log_days"))
+                .unwrap_or(u32::MAX),
         };
         let listen = match get("listen").parse::<SocketAddr>() {
             Ok(a) => a,
@@ -796,6 +820,7 @@ impl Settings {
             feedback,
             webhooks,
             webhooks_out,
+            retention,
             raw,
             warnings,
         };

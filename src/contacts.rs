@@ -361,6 +361,16 @@ impl Contacts {
             return Err(invalid("email", "email is required"));
         };
         let email = normalise_email(email).map_err(|m| invalid("email", m))?;
+        if self
+            .store
+            .suppression(&email)?
+            .is_some_and(|s| s.email.starts_with("hmac:"))
+        {
+            return Err(invalid(
+                "email",
+                "this address was erased at the person's request and stays suppressed; if they asked to be added again, take it off the suppression list first",
+            ));
+        }
         let mut c = empty_contact(email);
         c.owner_id = actor.default_owner();
         if let Some(owner) = input.owner_id {
@@ -588,7 +598,7 @@ impl Contacts {
 }
 
 /// Write denials on invisible records look like missing records.
-fn hide(d: Denied) -> ContactError {
+pub(crate) fn hide(d: Denied) -> ContactError {
     match d {
         Denied::NotVisible => ContactError::NotFound("contact"),
         other => ContactError::Denied(other),

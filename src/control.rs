@@ -43,6 +43,37 @@ pub enum Request {
         #[serde(default)]
         format: Option<String>,
     },
+    /// Everything held about a contact, as JSON in `message`.
+    GdprExport {
+        id: u64,
+    },
+    /// Erase a contact; the outcome as JSON in `message`.
+    GdprErase {
+        id: u64,
+    },
+}
+
+/// Runs a GDPR request as the operator (the command line has the data dir, and so
+/// everything); the JSON answer, or what went wrong.
+pub fn gdpr(app: &App, req: &Request) -> Result<String, String> {
+    let json = |v: Result<serde_json::Value, crate::gdpr::GdprError>| match v {
+        Ok(v) => serde_json::to_string_pretty(&v).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let system = Actor::system();
+    match req {
+        Request::GdprExport { id } => json(
+            app.gdpr
+                .export(&system, *id)
+                .map(|x| serde_json::to_value(x).unwrap_or_default()),
+        ),
+        Request::GdprErase { id } => json(
+            app.gdpr
+                .erase(&system, *id)
+                .map(|x| serde_json::to_value(x).unwrap_or_default()),
+        ),
+        _ => Err("not a GDPR request".into()),
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -119,6 +150,14 @@ fn handle(app: &App, req: Request) -> Reply {
                 secret: None,
             },
             Err(e) => fail(e.to_string()),
+        },
+        r @ (Request::GdprExport { .. } | Request::GdprErase { .. }) => match gdpr(app, &r) {
+            Ok(text) => Reply {
+                ok: true,
+                message: text,
+                secret: None,
+            },
+            Err(m) => fail(m),
         },
         Request::AuditExport {
             record,

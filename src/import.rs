@@ -320,6 +320,7 @@ fn flush(
     let mut errors: Vec<(u64, String)> = Vec::new();
     contacts.write(false, |tx| {
         let events = WantedEvents::of(tx)?;
+        let erasure = crate::store::gdpr::erasure_key_in(tx.wtx())?;
         // Rows for the same email are applied in file order: later ones update earlier ones.
         for row in rows.iter() {
             let existing = tx.id_by_email(&row.email)?;
@@ -341,6 +342,15 @@ fn flush(
                     }
                 }
                 None => {
+                    if let Some(k) = &erasure
+                        && crate::store::gdpr::erased_in(tx.wtx(), k, &row.email)?
+                    {
+                        errors.push((
+                            row.line,
+                            "this address was erased at the person's request and stays suppressed; row skipped".into(),
+                        ));
+                        continue;
+                    }
                     let mut c = empty_contact(row.email.clone());
                     c.owner_id = actor.default_owner();
                     c

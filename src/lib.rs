@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod esp;
 pub mod feedback;
 pub mod forms;
+pub mod gdpr;
 pub mod http;
 pub mod import;
 pub mod inbound;

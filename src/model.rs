@@ -287,6 +287,13 @@ pub struct AuditEntry {
     pub action: AuditAction,
     /// "<kind>:<id>", e.g. "contact:42", "user:3", "suppression:ann@example.com".
     pub record: String,
+    /// For record ids holding personal data (suppressions are keyed by address): the hash
+    /// covers `record_digest = H(record, record_salt)` instead of the id, so erasure can
+    /// replace the id by a keyed hash and drop the salt while the chain still verifies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_salt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_digest: Option<String>,
     /// A short note without personal data (counts, filters, outcome).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
@@ -523,6 +530,25 @@ pub struct OutMessage {
     pub created_at: OffsetDateTime,
 }
 
+#[cfg(test)]
+impl OutMessage {
+    /// A transactional message as unit tests enqueue it.
+    pub(crate) fn for_tests() -> OutMessage {
+        OutMessage {
+            id: 0,
+            message_id: "m@x".into(),
+            from: "a@x.test".into(),
+            subject: "s".into(),
+            source: "tx".into(),
+            size: 0,
+            recipients: 0,
+            submitted_by: None,
+            suppressed: Vec::new(),
+            created_at: now(),
+        }
+    }
+}
+
 /// One step in a recipient's delivery history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryEvent {
@@ -583,6 +609,8 @@ pub enum SuppressionReason {
     Unsubscribed,
     /// Added by a person (console, API or import).
     Manual,
+    /// The person's data was erased; only a keyed hash of the address is kept.
+    Erased,
 }
 
 impl SuppressionReason {
@@ -593,6 +621,7 @@ impl SuppressionReason {
             SuppressionReason::Complaint => "complaint",
             SuppressionReason::Unsubscribed => "unsubscribed",
             SuppressionReason::Manual => "manual",
+            SuppressionReason::Erased => "erased",
         }
     }
 }
@@ -606,9 +635,10 @@ impl std::str::FromStr for SuppressionReason {
             "complaint" => SuppressionReason::Complaint,
             "unsubscribed" => SuppressionReason::Unsubscribed,
             "manual" => SuppressionReason::Manual,
+            "erased" => SuppressionReason::Erased,
             other => {
                 return Err(format!(
-                    "unknown suppression reason '{other}' (hard_bounce, soft_bounces, complaint, unsubscribed, manual)"
+                    "unknown suppression reason '{other}' (hard_bounce, soft_bounces, complaint, unsubscribed, manual, erased)"
                 ));
             }
         })

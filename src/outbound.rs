@@ -270,6 +270,19 @@ impl Outbound {
                 list.into_iter().cloned().collect::<Vec<_>>().join(", "),
             ));
         }
+        // an erased person's address is not written down again: not in the headers of what
+        // the others get, not in the stored message
+        let erased: std::collections::HashSet<String> = suppressed
+            .iter()
+            .filter(|a| {
+                matches!(self.store.suppression(a), Ok(Some(s)) if s.email.starts_with("hmac:"))
+            })
+            .cloned()
+            .collect();
+        let to: Vec<_> = to
+            .into_iter()
+            .filter(|m| !erased.contains(&m.addr.to_lowercase()))
+            .collect();
         let reply_to = req
             .reply_to
             .as_deref()
@@ -336,7 +349,16 @@ impl Outbound {
             .filter(|m| !suppressed.contains(&m.addr.to_lowercase()))
             .map(|m| (m.addr.clone(), m.domain().to_string()))
             .collect();
-        let mut skipped: Vec<String> = suppressed.into_iter().collect();
+        let mut skipped: Vec<String> = suppressed
+            .into_iter()
+            .map(|a| {
+                if erased.contains(&a) {
+                    crate::store::gdpr::ERASED.to_string()
+                } else {
+                    a
+                }
+            })
+            .collect();
         skipped.sort();
         let msg = OutMessage {
             id: preset_id,

@@ -180,6 +180,19 @@ impl Actor {
         }
     }
 
+    /// Erasure (GDPR Art. 17) is irreversible: admins and managers only (managers already
+    /// administer the suppression list and read the audit trail).
+    pub fn check_erase(&self) -> Result<(), Denied> {
+        match self.role {
+            Role::Admin | Role::Manager => Ok(()),
+            _ => Err(forbid(
+                self,
+                Action::Delete,
+                "contacts' personal data (erasure)",
+            )),
+        }
+    }
+
     /// The suppression list: admins, managers and marketing read and change it; viewers
     /// read it; sales (who see only their own contacts) do not.
     pub fn check_suppressions(&self, action: Action) -> Result<(), Denied> {

@@ -135,6 +135,28 @@ async fn serve(settings: Settings) -> Result<()> {
                     if let Err(e) = s.webhooks.prune() {
                         tracing::warn!(error = %e, "webhook outbox prune failed");
                     }
+                    if let Err(e) = s.gdpr.finish_pending_purge() {
+                        tracing::warn!(error = %e, "purge after erasure failed");
+                    }
+                })
+                .await;
+            }
+        })
+    };
+    // retention rules, run by the appliance itself once a day (the first run at start)
+    let retention = {
+        let st = state.clone();
+        let rules = Arc::new(crate::gdpr::Retention::from_settings(&settings.retention));
+        tokio::spawn(async move {
+            if rules.is_empty() {
+                return;
+            }
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
+            loop {
+                tick.tick().await;
+                let (s, r) = (st.clone(), rules.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    r.run(&s.gdpr, crate::model::now());
                 })
                 .await;
             }
@@ -165,6 +187,7 @@ async fn serve(settings: Settings) -> Result<()> {
     }
     control.abort();
     housekeeping.abort();
+    retention.abort();
     for task in [bounce_listener, mailbox_poller].into_iter().flatten() {
         task.abort();
     }

@@ -9,6 +9,7 @@ pub mod campaigns;
 pub mod contacts;
 pub mod error;
 pub mod forms;
+pub mod gdpr;
 pub mod imports;
 pub mod messages;
 pub mod public;
@@ -91,6 +92,7 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
         webhooks_out::list, webhooks_out::create, webhooks_out::get, webhooks_out::update, webhooks_out::delete,
         webhooks_out::enable, webhooks_out::rotate_secret, webhooks_out::test, webhooks_out::deliveries,
         audit::list, audit::export, audit::verify,
+        gdpr::export, gdpr::erase, gdpr::consents, gdpr::record_consent,
         campaigns::templates, campaigns::library, campaigns::create_template, campaigns::template,
         campaigns::update_template, campaigns::delete_template, campaigns::preview_template,
         campaigns::list, campaigns::create, campaigns::get, campaigns::update, campaigns::delete,
@@ -176,6 +178,12 @@ pub fn router(state: AppState) -> Router {
             g(suppressions::get).delete(suppressions::remove),
         )
         .route("/contacts/{id}/feedback", g(suppressions::contact_feedback))
+        .route("/contacts/{id}/export", g(gdpr::export))
+        .route("/contacts/{id}/erase", axum::routing::post(gdpr::erase))
+        .route(
+            "/contacts/{id}/consents",
+            g(gdpr::consents).post(gdpr::record_consent),
+        )
         .route("/feedback", g(suppressions::log))
         .nest("/webhooks", webhooks_in::routes(&state))
         .nest("/webhook-subscriptions", webhooks_out::routes())

@@ -302,6 +302,36 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// Makes deletions physical: commits, merges every segment into one (a merge leaves out
+    /// deleted documents, their stored fields and the terms only they had), reloads the reader
+    /// and deletes the files no longer used. Erasure runs it so that no index file still holds
+    /// an erased contact.
+    pub fn purge_deleted(&self) -> Result<()> {
+        self.commit()?;
+        let _guard = self.commit_lock.lock().map_err(|_| SearchError::Poisoned)?;
+        let mut writer = self.writer.lock().map_err(|_| SearchError::Poisoned)?;
+        // a merge the merge policy started meanwhile makes ours fail: try again after it
+        let mut tries = 0;
+        loop {
+            let ids = self.index.searchable_segment_ids()?;
+            if ids.is_empty() {
+                break;
+            }
+            match writer.merge(&ids).wait() {
+                Ok(_) => break,
+                Err(e) if tries < 20 => {
+                    tracing::debug!(error = %e, "segment merge deferred");
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.reader.reload()?;
+        writer.garbage_collect_files().wait()?;
+        Ok(())
+    }
+
     pub fn committed_seq(&self) -> u64 {
         self.committed.load(Ordering::SeqCst)
     }

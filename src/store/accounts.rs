@@ -127,12 +127,12 @@ impl Store {
     }
 
     pub fn user(&self, id: Id) -> Result<Option<User>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         get_json(&rtx.open_table(USERS)?, "users", id)
     }
 
     pub fn user_by_email(&self, email: &str) -> Result<Option<User>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let Some(id) = rtx
             .open_table(USER_BY_EMAIL)?
             .get(email)?
@@ -144,12 +144,12 @@ impl Store {
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         all_json(&rtx.open_table(USERS)?, "users")
     }
 
     pub fn user_count(&self) -> Result<u64> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         Ok(rtx.open_table(USERS)?.len()?)
     }
 
@@ -158,7 +158,7 @@ impl Store {
     }
 
     pub fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiToken>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let Some(id) = rtx
             .open_table(TOKEN_BY_HASH)?
             .get(hash.as_slice())?
@@ -170,12 +170,12 @@ impl Store {
     }
 
     pub fn token(&self, id: Id) -> Result<Option<ApiToken>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         get_json(&rtx.open_table(TOKENS)?, "api_tokens", id)
     }
 
     pub fn tokens(&self) -> Result<Vec<ApiToken>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         all_json(&rtx.open_table(TOKENS)?, "api_tokens")
     }
 
@@ -189,7 +189,7 @@ impl Store {
     }
 
     pub fn session(&self, hash: &[u8; 32]) -> Result<Option<Session>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         match rtx.open_table(SESSIONS)?.get(hash.as_slice())? {
             Some(v) => Ok(Some(decode("sessions", v.value())?)),
             None => Ok(None),
@@ -202,7 +202,7 @@ impl Store {
 
     /// Removes sessions whose expiry has passed; returns how many.
     pub fn purge_sessions(&self, now: time::OffsetDateTime) -> Result<usize> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let n = {
             let mut t = wtx.open_table(SESSIONS)?;
             let dead: Vec<Vec<u8>> = t

@@ -102,7 +102,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 pub fn entry_hash(e: &AuditEntry) -> String {
-    sha_hex(&canonical(&serde_json::json!({
+    let mut v = serde_json::json!({
         "seq": e.seq,
         "prev_hash": e.prev_hash,
         "at": rfc3339(e.at),
@@ -113,8 +113,23 @@ pub fn entry_hash(e: &AuditEntry) -> String {
         "record": e.record,
         "detail": e.detail,
         "changes_digest": e.changes_digest,
-    })))
+    });
+    if let (Some(d), Some(obj)) = (&e.record_digest, v.as_object_mut()) {
+        obj.remove("record");
+        obj.insert("record_digest".into(), Value::String(d.clone()));
+    }
+    sha_hex(&canonical(&v))
 }
+
+/// The digest standing for a personal record id in the entry hash.
+pub fn record_digest(record: &str, salt: &str) -> String {
+    sha_hex(&canonical(
+        &serde_json::json!({ "record": record, "salt": salt }),
+    ))
+}
+
+/// Record kinds whose ids hold personal data (an address): salted and redactable.
+const PERSONAL_RECORD_KINDS: &[&str] = &["suppression:"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Head {
@@ -141,6 +156,17 @@ pub fn append(wtx: &WriteTransaction, mut e: AuditEntry) -> Result<AuditEntry> {
         c.salt = Some(hex::encode(rand::random::<[u8; 16]>()));
         c.redacted = false;
         c.digest = field_digest(name, c).unwrap_or_default();
+    }
+    if PERSONAL_RECORD_KINDS
+        .iter()
+        .any(|k| e.record.starts_with(k))
+    {
+        let salt = hex::encode(rand::random::<[u8; 16]>());
+        e.record_digest = Some(record_digest(&e.record, &salt));
+        e.record_salt = Some(salt);
+    } else {
+        e.record_salt = None;
+        e.record_digest = None;
     }
     e.seq = seq;
     e.prev_hash = prev;
@@ -171,26 +197,35 @@ fn keyed(key: &[u8; 32], v: &Value) -> Value {
     Value::String(format!("hmac:{}", &tag[..32]))
 }
 
+/// The seqs of the entries about `record`, oldest first.
+fn record_seqs(
+    by_record: &impl ReadableTable<(&'static str, u64), ()>,
+    record: &str,
+) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for row in by_record.range((record, 0)..=(record, u64::MAX))? {
+        out.push(row?.0.value().1);
+    }
+    Ok(out)
+}
+
+fn entry_at(t: &impl ReadableTable<u64, &'static [u8]>, seq: u64) -> Result<Option<AuditEntry>> {
+    match t.get(seq)? {
+        Some(v) => Ok(Some(decode("audit", v.value())?)),
+        None => Ok(None),
+    }
+}
+
 /// Replaces the values of every not yet redacted field in the entries about `record` with
 /// keyed hashes (HMAC-SHA256 under `key`) and drops their salts; digests and hashes stay, so
 /// the chain still verifies. Returns the seqs of the entries changed. The caller appends a
 /// [`AuditAction::Redact`] entry naming them in the same transaction (erasure does).
 pub fn redact_in(wtx: &WriteTransaction, record: &str, key: &[u8; 32]) -> Result<Vec<u64>> {
-    let seqs: Vec<u64> = {
-        let by_record = wtx.open_table(AUDIT_BY_RECORD)?;
-        let mut out = Vec::new();
-        for row in by_record.range((record, 0)..=(record, u64::MAX))? {
-            out.push(row?.0.value().1);
-        }
-        out
-    };
+    let seqs = record_seqs(&wtx.open_table(AUDIT_BY_RECORD)?, record)?;
     let mut t = wtx.open_table(AUDIT)?;
     let mut changed = Vec::new();
     for seq in seqs {
-        let Some(mut e) = (match t.get(seq)? {
-            Some(v) => Some(decode::<AuditEntry>("audit", v.value())?),
-            None => None,
-        }) else {
+        let Some(mut e) = entry_at(&t, seq)? else {
             continue;
         };
         if e.action == AuditAction::Redact {
@@ -208,6 +243,36 @@ pub fn redact_in(wtx: &WriteTransaction, record: &str, key: &[u8; 32]) -> Result
             t.insert(seq, encode(&e).as_slice())?;
             changed.push(seq);
         }
+    }
+    Ok(changed)
+}
+
+/// Replaces the id of the entries about `record` (a personal one, e.g. an address) by
+/// `replacement` and drops the salt of its digest, moving them in the by-record index. Entries
+/// written before record ids were salted cannot change without breaking the chain and are
+/// left as they are. The caller names the returned seqs in a redaction entry.
+pub fn rename_record_in(
+    wtx: &WriteTransaction,
+    record: &str,
+    replacement: &str,
+) -> Result<Vec<u64>> {
+    let mut by_record = wtx.open_table(AUDIT_BY_RECORD)?;
+    let seqs = record_seqs(&by_record, record)?;
+    let mut t = wtx.open_table(AUDIT)?;
+    let mut changed = Vec::new();
+    for seq in seqs {
+        let Some(mut e) = entry_at(&t, seq)? else {
+            continue;
+        };
+        if e.record_digest.is_none() {
+            continue;
+        }
+        e.record = replacement.to_string();
+        e.record_salt = None;
+        t.insert(seq, encode(&e).as_slice())?;
+        by_record.remove((record, seq))?;
+        by_record.insert((replacement, seq), ())?;
+        changed.push(seq);
     }
     Ok(changed)
 }
@@ -275,6 +340,19 @@ impl Verifier {
             return Err(broken(
                 "it does not link to the entry before it (prev_hash differs)".into(),
             ));
+        }
+        if let Some(d) = &e.record_digest {
+            match &e.record_salt {
+                Some(salt) if record_digest(&e.record, salt) != *d => {
+                    return Err(broken(
+                        "the record id was changed after the entry was written".into(),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    self.pending.insert(key);
+                }
+            }
         }
         for (name, c) in &e.changes {
             if c.redacted {
@@ -377,7 +455,7 @@ pub fn put_settings_snapshot_in(
 impl Store {
     /// Walks the whole chain in one read snapshot and reports the first broken entry.
     pub fn audit_verify(&self) -> Result<ChainReport> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(AUDIT)?;
         let head = head_in(&rtx.open_table(META)?)?;
         let mut v = Verifier::new();
@@ -395,7 +473,7 @@ impl Store {
     }
 
     pub fn audit_count(&self) -> Result<u64> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         Ok(rtx.open_table(AUDIT)?.len()?)
     }
 
@@ -408,7 +486,7 @@ impl Store {
         newest_first: bool,
         mut visit: impl FnMut(AuditEntry) -> bool,
     ) -> Result<()> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let entries = rtx.open_table(AUDIT)?;
         let by_record = rtx.open_table(AUDIT_BY_RECORD)?;
         let by_actor = rtx.open_table(AUDIT_BY_ACTOR)?;
@@ -482,6 +560,8 @@ mod tests {
             ip: Some("10.0.0.1".into()),
             action: AuditAction::Update,
             record: record.into(),
+            record_salt: None,
+            record_digest: None,
             detail: String::new(),
             changes: fields
                 .iter()
@@ -505,7 +585,7 @@ mod tests {
     }
 
     fn rewrite(store: &Store, seq: u64, f: impl FnOnce(&mut Value)) {
-        let wtx = store.db.begin_write().unwrap();
+        let wtx = store.begin_write().unwrap();
         {
             let mut t = wtx.open_table(AUDIT).unwrap();
             let mut v: Value =
@@ -568,7 +648,7 @@ mod tests {
         rewrite(&store, 2, |v| v["actor"] = "user:1".into());
         assert!(store.audit_verify().unwrap().intact());
 
-        let wtx = store.db.begin_write().unwrap();
+        let wtx = store.begin_write().unwrap();
         wtx.open_table(AUDIT).unwrap().remove(4).unwrap();
         wtx.commit().unwrap();
         let b = store.audit_verify().unwrap().broken.unwrap();
@@ -662,6 +742,63 @@ mod tests {
         );
         rewrite(&store, 1, |v| v["changes"]["email"]["digest"] = "00".into());
         assert_eq!(store.audit_verify().unwrap().broken.unwrap().seq, 1);
+    }
+
+    #[test]
+    fn personal_record_ids_are_salted_and_can_be_renamed_with_a_redaction_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let rec = "suppression:ann@example.com";
+        store
+            .write(|wtx| {
+                append(wtx, entry(rec, &[("reason", Value::Null, "manual".into())]))?;
+                append(wtx, entry("contact:1", &[]))
+            })
+            .unwrap();
+        let first = store.audit_page(&AuditFilter::default(), None, 10).unwrap();
+        assert!(first[1].record_digest.is_some() && first[0].record_digest.is_none());
+        // editing a salted record id is found
+        rewrite(&store, 1, |v| {
+            v["record"] = "suppression:bob@example.com".into()
+        });
+        let b = store.audit_verify().unwrap().broken.unwrap();
+        assert!(b.reason.contains("record id"), "{b:?}");
+        rewrite(&store, 1, |v| v["record"] = rec.into());
+        assert!(store.audit_verify().unwrap().intact());
+        // renaming (and dropping the salt) needs a redaction entry naming it
+        let renamed = store
+            .write(|wtx| rename_record_in(wtx, rec, "suppression:hmac:00"))
+            .unwrap();
+        assert_eq!(renamed, vec![1]);
+        assert_eq!(store.audit_verify().unwrap().broken.unwrap().seq, 1);
+        store
+            .write(|wtx| {
+                let mut e = entry("contact:1", &[]);
+                e.action = AuditAction::Redact;
+                e.changes.insert(
+                    "entries".into(),
+                    FieldChange {
+                        before: Value::Null,
+                        after: serde_json::json!(renamed),
+                        salt: None,
+                        digest: String::new(),
+                        redacted: false,
+                    },
+                );
+                append(wtx, e)
+            })
+            .unwrap();
+        assert!(store.audit_verify().unwrap().intact());
+        let by_old = AuditFilter {
+            record: Some(rec.into()),
+            ..Default::default()
+        };
+        assert!(store.audit_page(&by_old, None, 10).unwrap().is_empty());
+        let by_new = AuditFilter {
+            record: Some("suppression:hmac:00".into()),
+            ..Default::default()
+        };
+        assert_eq!(store.audit_page(&by_new, None, 10).unwrap().len(), 1);
     }
 
     #[test]

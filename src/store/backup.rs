@@ -73,32 +73,68 @@ impl Store {
     /// Safe while the server runs: it reads one snapshot and never blocks writers.
     pub fn backup_to(&self, dest: &Path) -> Result<u64> {
         let tmp = dest.with_extension("partial");
-        let _ = std::fs::remove_file(&tmp);
-        let rtx = self.db.begin_read()?;
-        let out = Database::create(&tmp)?;
-        restrict_permissions(&tmp)?;
-        let wtx = out.begin_write()?;
-        let rows = for_each_table!(copy_table, &rtx, &wtx);
-        // Every table of the store must be in the list above: a forgotten one would make
-        // backups silently incomplete.
-        let names = |it: Box<dyn Iterator<Item = redb::UntypedTableHandle>>| {
-            it.map(|h| h.name().to_string())
-                .collect::<std::collections::BTreeSet<_>>()
-        };
-        let have = names(Box::new(rtx.list_tables()?));
-        let copied = names(Box::new(wtx.list_tables()?));
-        if let Some(missing) = have.difference(&copied).next() {
-            return Err(StoreError::Invalid(format!(
-                "backup does not know the table '{missing}' (a bug: add it to store/backup.rs)"
-            )));
-        }
-        wtx.commit()?;
+        let rtx = self.db().begin_read()?;
+        let (out, rows) = copy_snapshot(&rtx, &tmp, |_| Ok(()))?;
         drop(out);
         std::fs::rename(&tmp, dest).map_err(|source| StoreError::Io {
             path: dest.to_path_buf(),
             source,
         })?;
         Ok(rows)
+    }
+
+    /// Whether an erasure committed whose old pages have not been rewritten yet.
+    pub fn purge_pending(&self) -> Result<bool> {
+        let rtx = self.db().begin_read()?;
+        Ok(rtx.open_table(META)?.get(PURGE_KEY)?.is_some())
+    }
+
+    /// Rewrites the database file from its live rows (as a backup does) and swaps it in, so
+    /// that no freed page of the old file (redb is copy-on-write) keeps erased personal data.
+    /// Waits up to `wait` for the write transactions in progress to end; returns false (the
+    /// purge stays pending, for housekeeping or the next start) when the store stayed busy.
+    /// Crash-safe: the new file replaces the old one by an atomic rename, and the pending
+    /// flag is cleared only in the new file.
+    pub fn purge_within(&self, wait: std::time::Duration) -> Result<bool> {
+        let deadline = std::time::Instant::now() + wait;
+        let mut current = loop {
+            match self.db.try_write() {
+                Ok(g) => break g,
+                Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Ok(false);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+            }
+        };
+        // No write transaction is alive (each holds the lock shared), so the newest snapshot
+        // is everything.
+        let live = Store::db_path(&self.dir);
+        let tmp = self.dir.join("mailstead.redb.purging");
+        let rtx = current.begin_read()?;
+        let (fresh, _) = copy_snapshot(&rtx, &tmp, |wtx| {
+            wtx.open_table(META)?.remove(PURGE_KEY)?;
+            Ok(())
+        })?;
+        drop(rtx);
+        std::fs::rename(&tmp, &live).map_err(|source| StoreError::Io {
+            path: live.clone(),
+            source,
+        })?;
+        if let Ok(d) = std::fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        // Readers still on the old file finish there; it is gone once the last one ends.
+        *current = Arc::new(fresh);
+        tracing::info!("store file rewritten: erased data no longer on disk");
+        Ok(true)
+    }
+
+    /// [`Store::purge_within`] with a generous wait.
+    pub fn purge(&self) -> Result<bool> {
+        self.purge_within(std::time::Duration::from_secs(30))
     }
 
     /// Replaces the store in `data_dir` with the backup at `src`. The data dir must not be in
@@ -119,10 +155,7 @@ impl Store {
                     )));
                 }
             };
-            let check = Store {
-                db: backup,
-                dir: data_dir.to_path_buf(),
-            };
+            let check = Store::with_db(backup, data_dir);
             let found = check.schema_version()?;
             if found == 0 {
                 return Err(StoreError::Invalid(format!(
@@ -138,7 +171,7 @@ impl Store {
             }
             let out = Database::create(&staged)?;
             restrict_permissions(&staged)?;
-            let rtx = check.db.begin_read()?;
+            let rtx = check.db().begin_read()?;
             let wtx = out.begin_write()?;
             let rows = for_each_table!(copy_table, &rtx, &wtx);
             wtx.commit()?;
@@ -157,6 +190,39 @@ impl Store {
         Store::open(data_dir)?;
         Ok(rows)
     }
+}
+
+/// META key set (in the erasure's transaction) until the file has been rewritten.
+pub(crate) const PURGE_KEY: &str = "purge_pending";
+
+/// Copies one read snapshot into a new redb file at `dest` (mode 0600), running `adjust` in
+/// the copy's transaction; checks that every table of the source was copied.
+fn copy_snapshot(
+    rtx: &redb::ReadTransaction,
+    dest: &Path,
+    adjust: impl FnOnce(&redb::WriteTransaction) -> Result<()>,
+) -> Result<(Database, u64)> {
+    let _ = std::fs::remove_file(dest);
+    let out = Database::create(dest)?;
+    restrict_permissions(dest)?;
+    let wtx = out.begin_write()?;
+    let rows = for_each_table!(copy_table, rtx, &wtx);
+    // Every table of the store must be in the list above: a forgotten one would make
+    // backups silently incomplete.
+    let names = |it: Box<dyn Iterator<Item = redb::UntypedTableHandle>>| {
+        it.map(|h| h.name().to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let have = names(Box::new(rtx.list_tables()?));
+    let copied = names(Box::new(wtx.list_tables()?));
+    if let Some(missing) = have.difference(&copied).next() {
+        return Err(StoreError::Invalid(format!(
+            "backup does not know the table '{missing}' (a bug: add it to store/backup.rs)"
+        )));
+    }
+    adjust(&wtx)?;
+    wtx.commit()?;
+    Ok((out, rows))
 }
 
 fn restrict_permissions(path: &Path) -> Result<()> {

@@ -99,28 +99,28 @@ pub fn snapshot_audience_in(wtx: &WriteTransaction, campaign: Id, contacts: &[Id
 
 impl Store {
     pub fn template(&self, id: Id) -> Result<Option<StoredTemplate>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         get_json(&rtx.open_table(TEMPLATES)?, "templates", id)
     }
 
     pub fn templates(&self) -> Result<Vec<StoredTemplate>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         super::all_json(&rtx.open_table(TEMPLATES)?, "templates")
     }
 
     pub fn campaign(&self, id: Id) -> Result<Option<Campaign>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         get_json(&rtx.open_table(CAMPAIGNS)?, "campaigns", id)
     }
 
     pub fn campaigns(&self) -> Result<Vec<Campaign>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         super::all_json(&rtx.open_table(CAMPAIGNS)?, "campaigns")
     }
 
     /// Contacts whose membership of `list` is confirmed (what a campaign to the list reaches).
     pub fn list_subscriber_ids(&self, list: Id) -> Result<Vec<Id>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(super::LIST_MEMBERS)?;
         let mut out = Vec::new();
         for row in t.range((list, 0)..=(list, u64::MAX))? {
@@ -134,7 +134,7 @@ impl Store {
 
     /// Contacts at positions `from..from+limit` of a campaign's audience snapshot.
     pub fn audience_slice(&self, campaign: Id, from: u64, limit: usize) -> Result<Vec<(u64, Id)>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(CAMPAIGN_AUDIENCE)?;
         let mut out = Vec::with_capacity(limit);
         for row in t.range((campaign, from)..=(campaign, u64::MAX))? {
@@ -149,14 +149,14 @@ impl Store {
 
     /// The outbound message a campaign queued for a contact, if any.
     pub fn campaign_sent(&self, campaign: Id, contact: Id) -> Result<Option<Id>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(CAMPAIGN_SENT)?;
         Ok(t.get((campaign, contact))?.map(|v| v.value()))
     }
 
     /// Every (message, contact, variant) a campaign queued.
     pub fn campaign_messages(&self, campaign: Id) -> Result<Vec<(Id, Id, u8)>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(CAMPAIGN_MESSAGES)?;
         let mut out = Vec::new();
         for row in t.range((campaign, 0)..=(campaign, u64::MAX))? {
@@ -173,7 +173,7 @@ impl Store {
         &self,
         campaign: Id,
     ) -> Result<Vec<(crate::model::Delivery, Id, u8)>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let msgs = rtx.open_table(CAMPAIGN_MESSAGES)?;
         let deliveries = rtx.open_table(super::DELIVERIES)?;
         let mut out = Vec::new();
@@ -201,7 +201,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(CAMPAIGN_MESSAGES)?;
         Ok(t.get((cid, message))?.map(|v| {
             let (contact, variant) = v.value();
@@ -221,7 +221,7 @@ impl Store {
         items: Vec<BatchItem>,
         skipped: u64,
     ) -> Result<Option<(Campaign, BatchOutcome)>> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let Some(mut c) = campaign_in(&wtx, campaign)? else {
             return Err(StoreError::NotFound("campaign"));
         };
@@ -268,7 +268,7 @@ impl Store {
     /// Records an open or click; returns whether it was the message's first of its kind
     /// (any, and by a person).
     pub fn record_track_event(&self, e: &TrackEvent) -> Result<(bool, bool)> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let firsts = {
             let mut seqs = wtx.open_table(SEQUENCES)?;
             let seq = next_seq(&mut seqs, "track_event")?;
@@ -334,7 +334,7 @@ impl Store {
 
     /// Every open and click of a campaign.
     pub fn track_events(&self, campaign: Id) -> Result<Vec<TrackEvent>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(TRACK_EVENTS)?;
         let mut out = Vec::new();
         for row in t.range((campaign, 0)..=(campaign, u64::MAX))? {
@@ -346,7 +346,7 @@ impl Store {
 
     /// (message, kind) -> first time, for a campaign.
     pub fn track_firsts(&self, campaign: Id) -> Result<Vec<(Id, u8, i64)>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(TRACK_FIRST)?;
         let mut out = Vec::new();
         for row in t.range((campaign, 0, 0)..=(campaign, u64::MAX, u8::MAX))? {
@@ -363,7 +363,7 @@ impl Store {
         id: Id,
         f: impl FnOnce(&WriteTransaction, Campaign) -> std::result::Result<Campaign, E>,
     ) -> std::result::Result<Campaign, E> {
-        let wtx = self.db.begin_write().map_err(StoreError::from)?;
+        let wtx = self.begin_write().map_err(StoreError::from)?;
         let c = campaign_in(&wtx, id)?.ok_or(StoreError::NotFound("campaign"))?;
         let c = f(&wtx, c)?;
         let c = put_campaign_in(&wtx, c)?;

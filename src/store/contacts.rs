@@ -167,7 +167,7 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        let wtx = self.db.begin_write().map_err(StoreError::from)?;
+        let wtx = self.begin_write().map_err(StoreError::from)?;
         let (value, out) = {
             let mut tx = ContactTx {
                 contacts: wtx.open_table(CONTACTS).map_err(StoreError::from)?,
@@ -187,13 +187,13 @@ impl Store {
     }
 
     pub fn contact(&self, id: Id) -> Result<Option<Contact>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         get_json(&rtx.open_table(CONTACTS)?, "contacts", id)
     }
 
     /// Contacts by id, in the order given, skipping ids that no longer exist.
     pub fn contacts(&self, ids: &[Id]) -> Result<Vec<Contact>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(CONTACTS)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -205,7 +205,7 @@ impl Store {
     }
 
     pub fn contact_id_by_email(&self, email: &str) -> Result<Option<Id>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         Ok(rtx
             .open_table(CONTACT_BY_EMAIL)?
             .get(email)?
@@ -213,12 +213,12 @@ impl Store {
     }
 
     pub fn contact_count(&self) -> Result<u64> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         Ok(rtx.open_table(CONTACTS)?.len()?)
     }
 
     pub fn list_member_count(&self, list_id: Id) -> Result<u64> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(LIST_MEMBERS)?;
         let mut n = 0;
         for row in t.range((list_id, 0)..=(list_id, u64::MAX))? {
@@ -232,7 +232,7 @@ impl Store {
 
     /// The newest change sequence written.
     pub fn last_contact_change(&self) -> Result<u64> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(CONTACT_CHANGES)?;
         Ok(t.last()?.map(|(k, _)| k.value()).unwrap_or(0))
     }
@@ -245,7 +245,7 @@ impl Store {
         batch: usize,
         mut f: impl FnMut(Vec<ContactChange>) -> Result<(), StoreError>,
     ) -> Result<u64> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let changes = rtx.open_table(CONTACT_CHANGES)?;
         let contacts = rtx.open_table(CONTACTS)?;
         let mut buf = Vec::with_capacity(batch);
@@ -275,7 +275,7 @@ impl Store {
 
     /// Drops deletion markers the search index has already applied.
     pub fn prune_tombstones(&self, upto: u64) -> Result<u64> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let mut n = 0;
         {
             let mut changes = wtx.open_table(CONTACT_CHANGES)?;

@@ -27,7 +27,7 @@ pub fn emit(wtx: &WriteTransaction, kind: EventType, data: serde_json::Value) ->
 impl Store {
     /// Events with an id above `after`, oldest first, at most `limit`.
     pub fn events_after(&self, after: Id, limit: usize) -> Result<Vec<Event>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let events = rtx.open_table(EVENTS)?;
         let mut out = Vec::new();
         for row in events.range(after.saturating_add(1)..)? {
@@ -49,7 +49,7 @@ impl Store {
     where
         E: From<super::StoreError>,
     {
-        let wtx = self.db.begin_write().map_err(super::StoreError::from)?;
+        let wtx = self.begin_write().map_err(super::StoreError::from)?;
         let v = f(&wtx)?;
         wtx.commit().map_err(super::StoreError::from)?;
         Ok(v)

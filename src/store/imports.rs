@@ -13,7 +13,7 @@ pub fn save_import_in(wtx: &WriteTransaction, job: &ImportJob) -> Result<()> {
 
 impl Store {
     pub fn create_import(&self, mut job: ImportJob) -> Result<ImportJob> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         {
             let mut seqs = wtx.open_table(SEQUENCES)?;
             job.id = next_seq(&mut seqs, "import")?;
@@ -29,13 +29,13 @@ impl Store {
     }
 
     pub fn import(&self, id: Id) -> Result<Option<ImportJob>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         get_json(&rtx.open_table(IMPORTS)?, "imports", id)
     }
 
     /// Newest first.
     pub fn imports(&self, limit: usize) -> Result<Vec<ImportJob>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(IMPORTS)?;
         let mut out = Vec::new();
         for row in t.iter()?.rev().take(limit) {

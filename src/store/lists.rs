@@ -46,7 +46,7 @@ impl Store {
     }
 
     pub fn list(&self, id: Id) -> Result<Option<MailingList>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         get_json(&rtx.open_table(LISTS)?, "lists", id)
     }
 
@@ -58,7 +58,7 @@ impl Store {
     }
 
     pub fn lists(&self) -> Result<Vec<MailingList>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         all_json(&rtx.open_table(LISTS)?, "lists")
     }
 }

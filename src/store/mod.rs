@@ -9,6 +9,7 @@ mod backup;
 pub mod campaigns;
 mod contacts;
 pub mod events;
+pub mod gdpr;
 mod imports;
 mod lists;
 mod queue;
@@ -31,9 +32,10 @@ pub use segments::{
 };
 pub use webhooks::{WebhookClaim, WebhookSettlement};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Serialize, de::DeserializeOwned};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(crate) const SEQUENCES: TableDefinition<&str, u64> = TableDefinition::new("sequences");
@@ -124,9 +126,42 @@ pub(crate) fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> 
 }
 
 /// The appliance's durable store.
+///
+/// The database sits behind a lock only so that [`Store::purge`] can swap in a rewritten
+/// file (erasure must leave no freed page holding personal data): every write transaction
+/// holds the lock shared for its whole life, readers only while they begin. The purge only
+/// ever *tries* to take it exclusively, so nested reads inside a write never deadlock.
 pub struct Store {
-    db: Database,
+    db: RwLock<Arc<Database>>,
     dir: PathBuf,
+}
+
+/// A write transaction that keeps the database from being swapped until it ends. Derefs to
+/// the redb transaction; commit or drop (abort) it like one.
+pub struct WriteGuard<'a> {
+    // dropped first: the transaction ends before the lock is released
+    wtx: WriteTransaction,
+    _db: RwLockReadGuard<'a, Arc<Database>>,
+}
+
+impl std::ops::Deref for WriteGuard<'_> {
+    type Target = WriteTransaction;
+    fn deref(&self) -> &WriteTransaction {
+        &self.wtx
+    }
+}
+
+impl std::ops::DerefMut for WriteGuard<'_> {
+    fn deref_mut(&mut self) -> &mut WriteTransaction {
+        &mut self.wtx
+    }
+}
+
+impl WriteGuard<'_> {
+    pub fn commit(self) -> std::result::Result<(), redb::CommitError> {
+        let WriteGuard { wtx, _db } = self;
+        wtx.commit()
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -151,12 +186,30 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         };
-        let store = Store {
-            db,
-            dir: data_dir.to_path_buf(),
-        };
+        let store = Store::with_db(db, data_dir);
         store.migrate()?;
         Ok(store)
+    }
+
+    fn with_db(db: Database, dir: &Path) -> Store {
+        Store {
+            db: RwLock::new(Arc::new(db)),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// The current database (readers begin their transactions on it).
+    fn db(&self) -> Arc<Database> {
+        self.db.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Begins a write transaction; the database cannot be swapped until it ends.
+    pub(crate) fn begin_write(
+        &self,
+    ) -> std::result::Result<WriteGuard<'_>, redb::TransactionError> {
+        let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
+        let wtx = guard.begin_write()?;
+        Ok(WriteGuard { wtx, _db: guard })
     }
 
     pub fn dir(&self) -> &Path {
@@ -168,7 +221,7 @@ impl Store {
     }
 
     pub fn schema_version(&self) -> Result<u64> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let meta = match rtx.open_table(META) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
@@ -190,7 +243,7 @@ impl Store {
         }
         let mut version = found;
         while version < SCHEMA_VERSION {
-            let wtx = self.db.begin_write()?;
+            let wtx = self.begin_write()?;
             match version {
                 0 => {
                     // v1: every table exists, so readers never meet a missing table.
@@ -274,7 +327,7 @@ impl Store {
     pub fn secret(&self, name: &str) -> Result<[u8; 32]> {
         let key = format!("secret:{name}");
         {
-            let rtx = self.db.begin_read()?;
+            let rtx = self.db().begin_read()?;
             let meta = rtx.open_table(META)?;
             if let Some(v) = meta.get(key.as_str())?
                 && let Ok(arr) = <[u8; 32]>::try_from(v.value())
@@ -282,7 +335,7 @@ impl Store {
                 return Ok(arr);
             }
         }
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let value = {
             let mut meta = wtx.open_table(META)?;
             let existing = meta
@@ -303,7 +356,7 @@ impl Store {
 
     /// Cheap liveness probe: a read transaction can be opened and a table read.
     pub fn check(&self) -> Result<()> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let meta = rtx.open_table(META)?;
         meta.get("schema_version")?;
         Ok(())

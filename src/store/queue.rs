@@ -64,7 +64,7 @@ impl Store {
         body: &[u8],
         recipients: &[(String, String)],
     ) -> Result<OutMessage> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let msg = enqueue_in(&wtx, msg, body, recipients)?;
         wtx.commit()?;
         Ok(msg)
@@ -72,7 +72,7 @@ impl Store {
 
     /// Reserves an outbound message id before the message is built (its links name it).
     pub fn allocate_out_message_id(&self) -> Result<Id> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let id = {
             let mut seqs = wtx.open_table(SEQUENCES)?;
             next_seq(&mut seqs, "out_message")?
@@ -83,7 +83,7 @@ impl Store {
 
     /// Reserves `n` consecutive outbound message ids (a campaign batch); returns the first.
     pub fn allocate_out_message_ids(&self, n: u64) -> Result<Id> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let first = {
             let mut seqs = wtx.open_table(SEQUENCES)?;
             let first = seqs.get("out_message")?.map(|v| v.value()).unwrap_or(0) + 1;
@@ -96,7 +96,7 @@ impl Store {
 
     /// Takes up to `limit` deliveries due at `at`, marking them `sending`.
     pub fn claim_due(&self, at: OffsetDateTime, limit: usize) -> Result<Vec<Claimed>> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let mut out = Vec::new();
         {
             let mut due = wtx.open_table(DUE)?;
@@ -140,7 +140,7 @@ impl Store {
         results: &[Settlement],
         after: impl Fn(&redb::WriteTransaction, &Delivery, &Settlement) -> Result<()>,
     ) -> Result<()> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         {
             let mut deliveries = wtx.open_table(DELIVERIES)?;
             let mut due = wtx.open_table(DUE)?;
@@ -205,7 +205,7 @@ impl Store {
 
     /// Puts deliveries left `sending` by a crash back in the queue, due now.
     pub fn requeue_in_flight(&self) -> Result<usize> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let mut n = 0;
         {
             let mut deliveries = wtx.open_table(DELIVERIES)?;
@@ -244,12 +244,12 @@ impl Store {
     }
 
     pub fn out_message(&self, id: Id) -> Result<Option<OutMessage>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         get_json(&rtx.open_table(OUT_MESSAGES)?, "out_messages", id)
     }
 
     pub fn out_body(&self, id: Id) -> Result<Option<Vec<u8>>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         Ok(rtx
             .open_table(OUT_BODIES)?
             .get(id)?
@@ -257,7 +257,7 @@ impl Store {
     }
 
     pub fn deliveries_of(&self, id: Id) -> Result<Vec<Delivery>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(DELIVERIES)?;
         let mut out = Vec::new();
         for row in t.range((id, 0)..=(id, u32::MAX))? {
@@ -269,7 +269,7 @@ impl Store {
 
     /// Newest first, filtered; at most `limit`.
     pub fn delivery(&self, message: Id, index: u32) -> Result<Option<Delivery>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(DELIVERIES)?;
         match t.get((message, index))? {
             Some(v) => Ok(Some(decode("deliveries", v.value())?)),
@@ -278,7 +278,7 @@ impl Store {
     }
 
     pub fn delivery_log(&self, f: &DeliveryFilter, limit: usize) -> Result<Vec<Delivery>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(DELIVERIES)?;
         let mut out = Vec::new();
         let range = match f.message {
@@ -307,7 +307,7 @@ impl Store {
 
     /// Deliveries by state, and the oldest waiting one (for metrics and queue health).
     pub fn queue_stats(&self) -> Result<QueueStats> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(DELIVERIES)?;
         let mut s = QueueStats::default();
         for row in t.iter()? {
@@ -336,7 +336,7 @@ impl Store {
     /// Number of deliveries waiting in the due index.
     /// Deliveries due by `at`, counted up to `limit` (campaign back-pressure).
     pub fn due_by(&self, at: OffsetDateTime, limit: u64) -> Result<u64> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(DUE)?;
         let mut n = 0;
         for row in t.range(..=(ms(at), u64::MAX, u32::MAX))? {
@@ -351,7 +351,7 @@ impl Store {
 
     pub fn due_count(&self) -> Result<u64> {
         use redb::ReadableTableMetadata;
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         Ok(rtx.open_table(DUE)?.len()?)
     }
 }
@@ -435,18 +435,7 @@ mod tests {
     use super::*;
 
     fn msg() -> OutMessage {
-        OutMessage {
-            id: 0,
-            message_id: "m@x".into(),
-            from: "a@x.test".into(),
-            subject: "s".into(),
-            source: "tx".into(),
-            size: 0,
-            recipients: 0,
-            submitted_by: None,
-            suppressed: Vec::new(),
-            created_at: now(),
-        }
+        OutMessage::for_tests()
     }
 
     fn event(state: DeliveryState) -> DeliveryEvent {

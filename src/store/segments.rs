@@ -61,6 +61,24 @@ pub fn record_engagement_in(
 }
 
 /// Stores a new segment (its id assigned here) inside the caller's transaction.
+/// Forgets a contact's engagement (erasure): the row goes, and a change entry tells the
+/// segment cache.
+pub fn forget_engagement_in(wtx: &WriteTransaction, contact_id: Id) -> Result<()> {
+    let mut rows = wtx.open_table(CONTACT_ENGAGEMENT)?;
+    let old: Option<Engagement> = get_json(&rows, "contact_engagement", contact_id)?;
+    let Some(old) = old else {
+        return Ok(());
+    };
+    rows.remove(contact_id)?;
+    let mut changes = wtx.open_table(ENGAGEMENT_CHANGES)?;
+    if old.seq != 0 {
+        changes.remove(old.seq)?;
+    }
+    let seq = next_seq(&mut wtx.open_table(SEQUENCES)?, ENGAGEMENT_SEQ)?;
+    changes.insert(seq, contact_id)?;
+    Ok(())
+}
+
 pub fn create_segment_in(wtx: &WriteTransaction, mut s: Segment) -> Result<Segment> {
     s.id = next_seq(&mut wtx.open_table(SEQUENCES)?, "segment")?;
     wtx.open_table(SEGMENTS)?
@@ -102,17 +120,17 @@ pub struct SegmentHeads {
 
 impl Store {
     pub fn segments(&self) -> Result<Vec<Segment>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         all_json(&rtx.open_table(SEGMENTS)?, "segments")
     }
 
     pub fn segment(&self, id: Id) -> Result<Option<Segment>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         get_json(&rtx.open_table(SEGMENTS)?, "segments", id)
     }
 
     pub fn engagement(&self, contact_id: Id) -> Result<Option<Engagement>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         get_json(
             &rtx.open_table(CONTACT_ENGAGEMENT)?,
             "contact_engagement",
@@ -122,7 +140,7 @@ impl Store {
 
     /// The newest entries of the contact and engagement change logs.
     pub fn segment_heads(&self) -> Result<SegmentHeads> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let c = rtx.open_table(CONTACT_CHANGES)?;
         let e = rtx.open_table(ENGAGEMENT_CHANGES)?;
         Ok(SegmentHeads {
@@ -139,7 +157,7 @@ impl Store {
         mut contact: impl FnMut(Contact),
         mut engagement: impl FnMut(Id, Engagement),
     ) -> Result<SegmentHeads> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let changes = rtx.open_table(CONTACT_CHANGES)?;
         let echanges = rtx.open_table(ENGAGEMENT_CHANGES)?;
         let pruned = pruned(&rtx)?;
@@ -174,7 +192,7 @@ impl Store {
         mut contact: impl FnMut(std::result::Result<(Contact, Option<Engagement>), Id>),
         mut engagement: impl FnMut(Id, Engagement),
     ) -> Result<SegmentHeads> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let changes = rtx.open_table(CONTACT_CHANGES)?;
         let contacts = rtx.open_table(CONTACTS)?;
         let rows = rtx.open_table(CONTACT_ENGAGEMENT)?;
@@ -198,9 +216,9 @@ impl Store {
             let (k, v) = row?;
             heads.engagement = heads.engagement.max(k.value());
             let id = v.value();
-            if let Some(e) = get_json(&rows, "contact_engagement", id)? {
-                engagement(id, e);
-            }
+            // a missing row was forgotten (erasure): no engagement any more
+            let e = get_json(&rows, "contact_engagement", id)?.unwrap_or_default();
+            engagement(id, e);
         }
         Ok(heads)
     }

@@ -72,34 +72,59 @@ pub fn count_soft_bounce(
     Ok(n)
 }
 
+/// The entry that suppresses `email`: its own, or the keyed hash an erasure left.
+fn lookup(
+    t: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: Option<&[u8; 32]>,
+    email: &str,
+) -> Result<Option<Suppression>> {
+    if let Some(v) = t.get(email)? {
+        return Ok(Some(decode("suppressions", v.value())?));
+    }
+    if let Some(k) = key
+        && let Some(v) = t.get(super::gdpr::hashed_address(k, email).as_str())?
+    {
+        return Ok(Some(decode("suppressions", v.value())?));
+    }
+    Ok(None)
+}
+
 pub fn suppression_in(wtx: &WriteTransaction, email: &str) -> Result<Option<Suppression>> {
     let t = wtx.open_table(SUPPRESSIONS)?;
-    match t.get(email)? {
-        Some(v) => Ok(Some(decode("suppressions", v.value())?)),
-        None => Ok(None),
-    }
+    let key = super::gdpr::erasure_key(&wtx.open_table(super::META)?)?;
+    lookup(&t, key.as_ref(), email)
 }
 
 /// Puts an address on the suppression list. An existing entry is kept (the first reason
 /// stands); returns whether the address was newly suppressed.
 pub fn suppress(wtx: &WriteTransaction, s: &Suppression) -> Result<bool> {
+    let key = super::gdpr::erasure_key(&wtx.open_table(super::META)?)?;
     let mut t = wtx.open_table(SUPPRESSIONS)?;
-    if t.get(s.email.as_str())?.is_some() {
+    if lookup(&t, key.as_ref(), &s.email)?.is_some() {
         return Ok(false);
     }
     t.insert(s.email.as_str(), encode(s).as_slice())?;
     Ok(true)
 }
 
-/// Takes an address off the suppression list and clears its soft-bounce count.
+/// Takes an address off the suppression list (its own entry and the keyed hash an erasure
+/// left) and clears its soft-bounce count.
 pub fn unsuppress(wtx: &WriteTransaction, email: &str) -> Result<Option<Suppression>> {
+    let key = super::gdpr::erasure_key(&wtx.open_table(super::META)?)?;
     let old = {
         let mut t = wtx.open_table(SUPPRESSIONS)?;
-        let old = t.remove(email)?;
-        match old {
+        let mut old = match t.remove(email)? {
             Some(v) => Some(decode::<Suppression>("suppressions", v.value())?),
             None => None,
+        };
+        if let Some(k) = key
+            && let Some(v) = t.remove(super::gdpr::hashed_address(&k, email).as_str())?
+        {
+            let mut hashed = decode::<Suppression>("suppressions", v.value())?;
+            hashed.email = email.to_string();
+            old = old.or(Some(hashed));
         }
+        old
     };
     let mut soft = wtx.open_table(SOFT_BOUNCES)?;
     let keys: Vec<i64> = soft
@@ -113,22 +138,27 @@ pub fn unsuppress(wtx: &WriteTransaction, email: &str) -> Result<Option<Suppress
 }
 
 impl Store {
+    /// The entry suppressing `email`: its own, or the keyed hash left by its erasure.
     pub fn suppression(&self, email: &str) -> Result<Option<Suppression>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(SUPPRESSIONS)?;
-        match t.get(email)? {
-            Some(v) => Ok(Some(decode("suppressions", v.value())?)),
-            None => Ok(None),
-        }
+        let key = super::gdpr::erasure_key(&rtx.open_table(super::META)?)?;
+        lookup(&t, key.as_ref(), email)
     }
 
-    /// Which of `emails` (normalised) are suppressed.
+    /// Which of `emails` (normalised) are suppressed (erased addresses included).
     pub fn suppressed_among(&self, emails: &[&str]) -> Result<HashSet<String>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(SUPPRESSIONS)?;
+        let key = super::gdpr::erasure_key(&rtx.open_table(super::META)?)?;
         let mut out = HashSet::new();
         for e in emails {
-            if t.get(*e)?.is_some() {
+            if t.get(*e)?.is_some()
+                || key.is_some_and(|k| {
+                    t.get(super::gdpr::hashed_address(&k, e).as_str())
+                        .is_ok_and(|v| v.is_some())
+                })
+            {
                 out.insert((*e).to_string());
             }
         }
@@ -143,7 +173,7 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Suppression>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let t = rtx.open_table(SUPPRESSIONS)?;
         let needle = filter.trim().to_lowercase();
         let mut out = Vec::new();
@@ -173,13 +203,13 @@ impl Store {
     }
 
     pub fn suppression_count(&self) -> Result<u64> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         Ok(rtx.open_table(SUPPRESSIONS)?.len()?)
     }
 
     /// The feedback recorded for an address, newest first, at most `limit`.
     pub fn feedback_for(&self, email: &str, limit: usize) -> Result<Vec<FeedbackRecord>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let by_email = rtx.open_table(FEEDBACK_BY_EMAIL)?;
         let feedback = rtx.open_table(FEEDBACK)?;
         let mut out = Vec::new();
@@ -197,7 +227,7 @@ impl Store {
 
     /// The feedback recorded about one outbound message, oldest first.
     pub fn feedback_for_message(&self, message: Id) -> Result<Vec<FeedbackRecord>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let by_message = rtx.open_table(FEEDBACK_BY_MESSAGE)?;
         let feedback = rtx.open_table(FEEDBACK)?;
         let mut out = Vec::new();
@@ -215,7 +245,7 @@ impl Store {
 
     /// How many complaints came back about any of `messages` (one read snapshot).
     pub fn complaints_about(&self, messages: &[Id]) -> Result<u64> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let by_message = rtx.open_table(FEEDBACK_BY_MESSAGE)?;
         let feedback = rtx.open_table(FEEDBACK)?;
         let mut n = 0;
@@ -235,7 +265,7 @@ impl Store {
 
     /// The most recent feedback records of any address, newest first.
     pub fn recent_feedback(&self, before: Option<Id>, limit: usize) -> Result<Vec<FeedbackRecord>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let feedback = rtx.open_table(FEEDBACK)?;
         let mut out = Vec::new();
         let upper = before.unwrap_or(u64::MAX);
@@ -252,7 +282,7 @@ impl Store {
     /// Forgets idempotency keys and soft-bounce marks older than `before`. Housekeeping.
     pub fn prune_feedback_keys(&self, before: OffsetDateTime) -> Result<u64> {
         let cut = ms(before);
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let mut n = 0;
         {
             let mut seen = wtx.open_table(FEEDBACK_SEEN)?;

@@ -63,12 +63,12 @@ pub struct WebhookSettlement {
 
 impl Store {
     pub fn webhook_subscriptions(&self) -> Result<Vec<WebhookSubscription>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         all_json(&rtx.open_table(WEBHOOK_SUBS)?, "webhook_subscriptions")
     }
 
     pub fn webhook_subscription(&self, id: Id) -> Result<Option<WebhookSubscription>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         get_json(&rtx.open_table(WEBHOOK_SUBS)?, "webhook_subscriptions", id)
     }
 
@@ -79,7 +79,7 @@ impl Store {
         mut sub: WebhookSubscription,
         max: usize,
     ) -> Result<WebhookSubscription> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         {
             let mut subs = wtx.open_table(WEBHOOK_SUBS)?;
             if subs.iter()?.count() >= max {
@@ -102,7 +102,7 @@ impl Store {
         id: Id,
         f: impl FnOnce(&mut WebhookSubscription),
     ) -> Result<WebhookSubscription> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let sub = {
             let mut subs = wtx.open_table(WEBHOOK_SUBS)?;
             let mut sub: WebhookSubscription = get_json(&subs, "webhook_subscriptions", id)?
@@ -118,7 +118,7 @@ impl Store {
     /// Deletes a subscription and its attempt log. Its pending deliveries are discarded when
     /// they come due.
     pub fn delete_webhook_subscription(&self, id: Id) -> Result<()> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         {
             let mut subs = wtx.open_table(WEBHOOK_SUBS)?;
             if subs.remove(id)?.is_none() {
@@ -138,7 +138,7 @@ impl Store {
         before: Option<Id>,
         limit: usize,
     ) -> Result<Vec<WebhookAttempt>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         let attempts = rtx.open_table(WEBHOOK_ATTEMPTS)?;
         let end = before.unwrap_or(u64::MAX);
         let mut out = Vec::new();
@@ -154,7 +154,7 @@ impl Store {
 
     /// A delivery of the outbox, by id.
     pub fn webhook_delivery(&self, id: Id) -> Result<Option<WebhookDelivery>> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db().begin_read()?;
         get_json(&rtx.open_table(WEBHOOK_OUTBOX)?, "webhook_outbox", id)
     }
 
@@ -164,7 +164,7 @@ impl Store {
         sub: Id,
         body: impl FnOnce(Id) -> String,
     ) -> Result<WebhookDelivery> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let d = {
             let subs = wtx.open_table(WEBHOOK_SUBS)?;
             if subs.get(sub)?.is_none() {
@@ -189,7 +189,7 @@ impl Store {
     ) -> Result<usize> {
         {
             // Cheap check without the write lock: anything new?
-            let rtx = self.db.begin_read()?;
+            let rtx = self.db().begin_read()?;
             let cursor = read_cursor(&rtx.open_table(META)?)?;
             let last = rtx
                 .open_table(EVENTS)?
@@ -200,7 +200,7 @@ impl Store {
                 return Ok(0);
             }
         }
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let n = {
             let mut meta = wtx.open_table(META)?;
             let cursor = read_cursor(&meta)?;
@@ -246,13 +246,13 @@ impl Store {
     ) -> Result<Vec<WebhookClaim>> {
         let now_ms = unix_ms(now);
         {
-            let rtx = self.db.begin_read()?;
+            let rtx = self.db().begin_read()?;
             match rtx.open_table(WEBHOOK_DUE)?.first()? {
                 Some((k, _)) if k.value().0 <= now_ms => {}
                 _ => return Ok(Vec::new()),
             }
         }
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let mut out = Vec::new();
         {
             let mut due = wtx.open_table(WEBHOOK_DUE)?;
@@ -311,7 +311,7 @@ impl Store {
         if outcomes.is_empty() {
             return Ok(Vec::new());
         }
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let mut disabled = Vec::new();
         {
             let mut due = wtx.open_table(WEBHOOK_DUE)?;
@@ -329,6 +329,10 @@ impl Store {
                 else {
                     continue;
                 };
+                if d.state != WebhookDeliveryState::Pending {
+                    // settled meanwhile (discarded by an erasure): keep it as it is
+                    continue;
+                }
                 if let Some(ms) = d.due_ms.take() {
                     due.remove((ms, d.id))?;
                 }
@@ -381,7 +385,7 @@ impl Store {
     /// Housekeeping: drops finished deliveries, attempts and handled events older than
     /// `cutoff`. The newest event is always kept, so event ids keep increasing.
     pub fn webhook_prune(&self, cutoff: OffsetDateTime) -> Result<u64> {
-        let wtx = self.db.begin_write()?;
+        let wtx = self.begin_write()?;
         let mut n = 0;
         {
             let mut outbox = wtx.open_table(WEBHOOK_OUTBOX)?;
