@@ -1093,6 +1093,11 @@ pub struct Campaign {
     pub track_clicks: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ab_test: Option<AbTest>,
+    /// Send at this local time ("HH:MM") in each recipient's time zone (contact attribute
+    /// `timezone`, an IANA name such as "Europe/Berlin"; UTC without a valid one) on the day
+    /// of `scheduled_at` (or of the start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_time: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>)]
     pub scheduled_at: Option<OffsetDateTime>,

@@ -846,3 +846,57 @@ fn a_saved_segment_is_a_campaign_audience() {
     let started = act(&s, id, "start");
     assert_eq!(started["audience_size"], 2, "{started}");
 }
+
+#[test]
+fn local_time_sending_waits_for_each_recipients_zone() {
+    let s = Server::start_with(&[
+        ("MAILSTEAD_POSTAL_ADDRESS", POSTAL),
+        ("MAILSTEAD_BRAND_COMPANY_NAME", "Northwind Training"),
+        ("MAILSTEAD_ALLOW_PRIVATE_TARGETS", "true"),
+    ]);
+    let list = created(s.post("/api/v1/lists", &json!({"name": "World"})), "list")["id"]
+        .as_u64()
+        .unwrap();
+    // the current UTC time of day is 14 hours past in Kiritimati (UTC+14) and 11 hours ahead
+    // in Pago Pago (UTC-11)
+    for (email, tz) in [
+        ("kiri@customers.test", "Pacific/Kiritimati"),
+        ("pago@customers.test", "Pacific/Pago_Pago"),
+    ] {
+        created(
+            s.post(
+                "/api/v1/contacts",
+                &json!({"email": email, "lists": [list], "attributes": {"timezone": tz}}),
+            ),
+            "contact",
+        );
+    }
+    let tpl = template(&s);
+    let id = campaign(&s, "Good morning", tpl, list);
+    let (status, e) = error_of(s.patch(
+        &format!("/api/v1/campaigns/{id}"),
+        &json!({"local_time": "25:00"}),
+    ));
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(e["field"], "local_time");
+    let now = time::OffsetDateTime::now_utc();
+    let hhmm = format!("{:02}:{:02}", now.hour(), now.minute());
+    let r = s.patch(
+        &format!("/api/v1/campaigns/{id}"),
+        &json!({"local_time": hhmm}),
+    );
+    assert_eq!(r.status(), 200);
+    let c = act(&s, id, "start");
+    assert_eq!(c["audience_size"], 2);
+    wait_for(&s, "the Kiritimati recipient", 30, || {
+        s.get_json(&format!("/api/v1/campaigns/{id}"))["queued"] == 1
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let c = s.get_json(&format!("/api/v1/campaigns/{id}"));
+    assert_eq!(c["queued"], 1, "Pago Pago waits for its morning: {c}");
+    assert_eq!(c["status"], "sending");
+    let log = s.get_json("/api/v1/deliveries?recipient=kiri@customers.test");
+    assert_eq!(log["items"].as_array().unwrap().len(), 1, "{log}");
+    let log = s.get_json("/api/v1/deliveries?recipient=pago@customers.test");
+    assert_eq!(log["items"].as_array().unwrap().len(), 0, "{log}");
+}

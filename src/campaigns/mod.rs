@@ -87,6 +87,41 @@ pub struct CampaignInput {
     pub track_opens: Option<bool>,
     pub track_clicks: Option<bool>,
     pub ab_test: Option<AbTest>,
+    /// "HH:MM": send at that local time in each recipient's time zone ("" to turn it off).
+    pub local_time: Option<String>,
+}
+
+/// Parses "HH:MM" (24-hour clock).
+pub fn parse_local_time(s: &str) -> Option<(i8, i8)> {
+    let (h, m) = s.trim().split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m) = (h.parse::<i8>().ok()?, m.parse::<i8>().ok()?);
+    ((0..24).contains(&h) && (0..60).contains(&m)).then_some((h, m))
+}
+
+/// The unix second at which `hh:mm` happens on `date` (a UTC calendar day) in the IANA
+/// `zone`; UTC when the zone is unknown.
+pub fn local_due(date: time::Date, (h, m): (i8, i8), zone: Option<&str>) -> i64 {
+    let civil =
+        jiff::civil::date(date.year() as i16, date.month() as i8, date.day() as i8).at(h, m, 0, 0);
+    let tz = zone
+        .and_then(|z| jiff::tz::TimeZone::get(z).ok())
+        .unwrap_or(jiff::tz::TimeZone::UTC);
+    match civil.to_zoned(tz) {
+        Ok(z) => z.timestamp().as_second(),
+        Err(_) => date
+            .with_hms(h as u8, m as u8, 0)
+            .map(|d| d.assume_utc().unix_timestamp())
+            .unwrap_or(0),
+    }
+}
+
+/// The earliest instant a local-time campaign for `date` sends (the first zone, UTC+14).
+pub fn local_start(date: time::Date, hm: (i8, i8)) -> OffsetDateTime {
+    let utc = local_due(date, hm, None);
+    OffsetDateTime::from_unix_timestamp(utc - 14 * 3600).unwrap_or_else(|_| now())
 }
 
 /// Resolves a saved segment to its members (the segments service plugs in here).
@@ -478,6 +513,17 @@ impl Campaigns {
         if let Some(v) = &input.ab_test {
             c.ab_test = Some(v.clone());
         }
+        if let Some(v) = &input.local_time {
+            c.local_time = (!v.trim().is_empty()).then(|| v.trim().to_string());
+        }
+        if let Some(t) = &c.local_time
+            && parse_local_time(t).is_none()
+        {
+            return Err(invalid(
+                "local_time",
+                format!("'{t}' is not a time of day such as 09:30 (24-hour HH:MM)"),
+            ));
+        }
         if c.name.is_empty() {
             return Err(invalid("name", "a campaign needs a name"));
         }
@@ -566,6 +612,7 @@ impl Campaigns {
             track_opens: true,
             track_clicks: true,
             ab_test: None,
+            local_time: None,
             scheduled_at: None,
             started_at: None,
             finished_at: None,
@@ -689,6 +736,24 @@ impl Campaigns {
         Ok(ids)
     }
 
+    /// (contact, due) in sending order: all due at once, or at the campaign's local time in
+    /// each contact's zone (attribute `timezone`), earliest first.
+    fn with_due_times(&self, c: &Campaign, ids: Vec<Id>) -> Result<Vec<(Id, i64)>> {
+        let Some(hm) = c.local_time.as_deref().and_then(parse_local_time) else {
+            return Ok(ids.into_iter().map(|id| (id, 0)).collect());
+        };
+        let date = c.scheduled_at.unwrap_or_else(now).date();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(5_000) {
+            for contact in self.store.contacts(chunk)? {
+                let zone = contact.attributes.get("timezone").and_then(|v| v.as_str());
+                out.push((contact.id, local_due(date, hm, zone)));
+            }
+        }
+        out.sort_by_key(|(id, due)| (*due, *id));
+        Ok(out)
+    }
+
     /// Starts sending now (from draft, or a scheduled campaign early).
     pub fn start(&self, actor: &Actor, id: Id) -> Result<Campaign> {
         actor.check_campaigns(Action::Update)?;
@@ -710,7 +775,7 @@ impl Campaigns {
             .ok_or(CampaignError::NotFound("campaign"))?;
         self.check_sendable(&c)?;
         self.check_audience(&c.audience)?;
-        let audience = self.resolve_audience(&c)?;
+        let audience = self.with_due_times(&c, self.resolve_audience(&c)?)?;
         let c = self.store.update_campaign(id, |wtx, mut c| {
             if !matches!(c.status, CampaignStatus::Draft | CampaignStatus::Scheduled) {
                 return Err(state(
@@ -736,7 +801,20 @@ impl Campaigns {
 
     pub fn schedule(&self, actor: &Actor, id: Id, at: OffsetDateTime) -> Result<Campaign> {
         actor.check_campaigns(Action::Update)?;
-        if at <= now() {
+        let c = self.get(actor, id)?;
+        let hm = c.local_time.as_deref().and_then(parse_local_time);
+        if let Some(hm) = hm
+            && local_due(at.date(), hm, None) + 12 * 3600 < now().unix_timestamp()
+        {
+            return Err(invalid(
+                "at",
+                format!(
+                    "{} has passed in every time zone; give a later day",
+                    at.date()
+                ),
+            ));
+        }
+        if hm.is_none() && at <= now() {
             return Err(invalid(
                 "at",
                 format!(
@@ -744,7 +822,6 @@ impl Campaigns {
                 ),
             ));
         }
-        let c = self.get(actor, id)?;
         self.check_sendable(&c)?;
         let c = self.transition(
             actor,
@@ -858,5 +935,45 @@ mod tests {
         let (body, subject, _) = parse_mjml("x", file).unwrap();
         assert_eq!(subject.as_deref(), Some("Hi there"));
         assert!(body.contains("<mj-section>"));
+    }
+}
+
+#[cfg(test)]
+mod local_time_tests {
+    use super::*;
+
+    #[test]
+    fn local_send_times_follow_each_zone() {
+        let date = time::macros::date!(2026 - 07 - 10);
+        let nine = parse_local_time("09:00").unwrap();
+        // 09:00 in Berlin in July is 07:00 UTC (CEST); in New York 13:00 UTC (EDT)
+        let utc9 = time::macros::datetime!(2026-07-10 09:00 UTC).unix_timestamp();
+        assert_eq!(
+            local_due(date, nine, Some("Europe/Berlin")),
+            utc9 - 2 * 3600
+        );
+        assert_eq!(
+            local_due(date, nine, Some("America/New_York")),
+            utc9 + 4 * 3600
+        );
+        assert_eq!(local_due(date, nine, None), utc9);
+        assert_eq!(
+            local_due(date, nine, Some("Mars/Olympus_Mons")),
+            utc9,
+            "unknown zone: UTC"
+        );
+        // winter: Berlin is UTC+1
+        let jan = time::macros::date!(2026 - 01 - 15);
+        let utc9_jan = time::macros::datetime!(2026-01-15 09:00 UTC).unix_timestamp();
+        assert_eq!(local_due(jan, nine, Some("Europe/Berlin")), utc9_jan - 3600);
+        assert_eq!(
+            local_start(date, nine).unix_timestamp(),
+            utc9 - 14 * 3600,
+            "the first zone (UTC+14) starts the campaign"
+        );
+        for bad in ["9:00", "24:00", "09:60", "nine", "", "09:00:00"] {
+            assert!(parse_local_time(bad).is_none(), "{bad}");
+        }
+        assert_eq!(parse_local_time("23:59"), Some((23, 59)));
     }
 }

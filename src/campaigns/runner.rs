@@ -38,6 +38,18 @@ fn display_name(c: &Contact) -> Option<String> {
     (!n.is_empty() && !n.chars().any(|ch| ch.is_control())).then(|| n.to_string())
 }
 
+/// Whether a scheduled campaign starts by `now` (a local-time campaign starts when the
+/// first time zone reaches its time).
+fn begins_by(c: &Campaign, now: time::OffsetDateTime) -> bool {
+    let Some(at) = c.scheduled_at else {
+        return false;
+    };
+    match c.local_time.as_deref().and_then(super::parse_local_time) {
+        Some(hm) => super::local_start(at.date(), hm) <= now,
+        None => at <= now,
+    }
+}
+
 /// What templates see as `campaign`.
 pub(crate) fn campaign_vars(c: &Campaign) -> minijinja::Value {
     minijinja::Value::from_serialize(serde_json::json!({
@@ -158,7 +170,7 @@ impl Runner {
         let mut queued = 0;
         for c in self.campaigns.store().campaigns()? {
             match c.status {
-                CampaignStatus::Scheduled if c.scheduled_at.is_some_and(|t| t <= now) => {
+                CampaignStatus::Scheduled if begins_by(&c, now) => {
                     if let Err(e) = self.campaigns.begin(&Actor::system(), c.id) {
                         tracing::warn!(campaign = c.id, error = %e, "scheduled campaign could not start");
                         self.note_error(c.id, Some(e.to_string()), true)?;
@@ -295,13 +307,19 @@ impl Runner {
         let Some(limit) = self.ab_gate(c, limit)? else {
             return Ok(0);
         };
-        let slice = store.audience_slice(c.id, c.cursor, limit)?;
-        let Some(&(last, _)) = slice.last() else {
+        let mut slice = store.audience_slice(c.id, c.cursor, limit)?;
+        if slice.is_empty() {
             self.finish(c.id)?;
+            return Ok(0);
+        }
+        // local-time sending: only who is due by now (the snapshot is in due order)
+        let now_s = now().unix_timestamp();
+        slice.retain(|(_, _, due)| *due <= now_s);
+        let Some(&(last, _, _)) = slice.last() else {
             return Ok(0);
         };
         let new_cursor = last + 1;
-        let ids: Vec<Id> = slice.iter().map(|(_, id)| *id).collect();
+        let ids: Vec<Id> = slice.iter().map(|(_, id, _)| *id).collect();
         let contacts: HashMap<Id, Contact> = store
             .contacts(&ids)?
             .into_iter()
@@ -325,7 +343,7 @@ impl Runner {
         let vars = campaign_vars(c);
         let mut items = Vec::with_capacity(slice.len());
         let mut skipped = 0;
-        for (i, (pos, contact_id)) in slice.iter().enumerate() {
+        for (i, (pos, contact_id, _)) in slice.iter().enumerate() {
             let Some(contact) = contacts.get(contact_id) else {
                 skipped += 1; // deleted since the start
                 continue;

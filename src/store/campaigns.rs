@@ -13,8 +13,9 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 pub(crate) const TEMPLATES: TableDefinition<u64, &[u8]> = TableDefinition::new("templates");
 pub(crate) const CAMPAIGNS: TableDefinition<u64, &[u8]> = TableDefinition::new("campaigns");
-/// (campaign, position) -> contact id: the audience as it was when the campaign started.
-pub(crate) const CAMPAIGN_AUDIENCE: TableDefinition<(u64, u64), u64> =
+/// (campaign, position) -> (contact id, due unix seconds; 0 = at once): the audience as it
+/// was when the campaign started, in the order it goes out.
+pub(crate) const CAMPAIGN_AUDIENCE: TableDefinition<(u64, u64), (u64, i64)> =
     TableDefinition::new("campaign_audience");
 /// (campaign, contact) -> outbound message id: who has been queued (at most once each).
 pub(crate) const CAMPAIGN_SENT: TableDefinition<(u64, u64), u64> =
@@ -87,8 +88,13 @@ pub fn delete_campaign_in(wtx: &WriteTransaction, id: Id) -> Result<bool> {
     Ok(wtx.open_table(CAMPAIGNS)?.remove(id)?.is_some())
 }
 
-/// Writes the audience snapshot (positions from 0) and returns its size.
-pub fn snapshot_audience_in(wtx: &WriteTransaction, campaign: Id, contacts: &[Id]) -> Result<u64> {
+/// Writes the audience snapshot (positions from 0; (contact, due) in sending order) and
+/// returns its size.
+pub fn snapshot_audience_in(
+    wtx: &WriteTransaction,
+    campaign: Id,
+    contacts: &[(Id, i64)],
+) -> Result<u64> {
     let mut t = wtx.open_table(CAMPAIGN_AUDIENCE)?;
     t.retain_in((campaign, 0)..=(campaign, u64::MAX), |_, _| false)?;
     for (i, c) in contacts.iter().enumerate() {
@@ -132,14 +138,20 @@ impl Store {
         Ok(out)
     }
 
-    /// Contacts at positions `from..from+limit` of a campaign's audience snapshot.
-    pub fn audience_slice(&self, campaign: Id, from: u64, limit: usize) -> Result<Vec<(u64, Id)>> {
+    /// (position, contact, due) at positions `from..from+limit` of a campaign's audience.
+    pub fn audience_slice(
+        &self,
+        campaign: Id,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Id, i64)>> {
         let rtx = self.db().begin_read()?;
         let t = rtx.open_table(CAMPAIGN_AUDIENCE)?;
         let mut out = Vec::with_capacity(limit);
         for row in t.range((campaign, from)..=(campaign, u64::MAX))? {
             let (k, v) = row?;
-            out.push((k.value().1, v.value()));
+            let (contact, due) = v.value();
+            out.push((k.value().1, contact, due));
             if out.len() >= limit {
                 break;
             }
