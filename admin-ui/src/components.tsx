@@ -23,6 +23,11 @@ export function canWrite(user: User): boolean {
   return user.role !== 'viewer';
 }
 
+/** Campaigns and templates: admins, managers and marketing change them (others read). */
+export function canEditCampaigns(user: User): boolean {
+  return user.role === 'admin' || user.role === 'manager' || user.role === 'marketing';
+}
+
 // ---------------------------------------------------------------- formatting
 
 export function formatDate(s: string | null | undefined): string {
