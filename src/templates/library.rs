@@ -144,3 +144,101 @@ pub fn get(id: &str) -> Option<Result<LibraryTemplate, TemplateError>> {
     let file = Files::get(&format!("{id}.mjml"))?;
     Some(parse(id, &String::from_utf8_lossy(&file.data)))
 }
+
+/// What a campaign itself gives templates as `campaign` (see `campaigns::runner`).
+const CAMPAIGN_OWN: [&str; 3] = ["id", "name", "subject"];
+
+impl LibraryTemplate {
+    /// The template as a starting point for a stored (campaign) template: a campaign only
+    /// provides `campaign.id`, `name` and `subject` and no `data`, so the sample's other
+    /// `campaign.*` and `data.*` values are written into the template tags as literals
+    /// (`{{ tracked(campaign.portal_url) }}` → `{{ tracked("https://…") }}`), for the
+    /// marketer to edit. Line numbers are unchanged.
+    pub fn standalone(&self) -> TemplateSource {
+        let mut s = self.source.clone();
+        s.subject = inline_sample(&s.subject, &self.sample);
+        s.preheader = inline_sample(&s.preheader, &self.sample);
+        s.body = inline_sample(&s.body, &self.sample);
+        s
+    }
+}
+
+/// A JSON value as a minijinja literal.
+fn literal(v: &serde_json::Value) -> String {
+    use serde_json::Value as J;
+    match v {
+        J::Null => "none".into(),
+        J::Bool(b) => b.to_string(),
+        J::Number(n) => n.to_string(),
+        J::String(s) => serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()),
+        J::Array(a) => format!("[{}]", a.iter().map(literal).collect::<Vec<_>>().join(", ")),
+        J::Object(o) => format!(
+            "{{{}}}",
+            o.iter()
+                .map(|(k, v)| format!("{}: {}", literal(&J::String(k.clone())), literal(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Replaces `campaign.<key>` / `data.<key>` inside `{{ … }}` and `{% … %}` by the sample's
+/// value as a literal (keys a campaign provides itself are left alone).
+pub fn inline_sample(text: &str, sample: &Sample) -> String {
+    let mut subs: Vec<(String, String)> = Vec::new();
+    for (root, values) in [("campaign", &sample.campaign), ("data", &sample.data)] {
+        let Some(obj) = values.as_object() else {
+            continue;
+        };
+        for (k, v) in obj {
+            if root == "campaign" && CAMPAIGN_OWN.contains(&k.as_str()) {
+                continue;
+            }
+            subs.push((format!("{root}.{k}"), literal(v)));
+        }
+    }
+    if subs.is_empty() {
+        return text.to_string();
+    }
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find(['{']) {
+        let (before, from) = rest.split_at(open);
+        out.push_str(before);
+        let close = match from.get(..2) {
+            Some("{{") => "}}",
+            Some("{%") => "%}",
+            _ => {
+                out.push('{');
+                rest = &from[1..];
+                continue;
+            }
+        };
+        let end = from.find(close).map_or(from.len(), |i| i + 2);
+        let tag = &from[..end];
+        let mut t = String::with_capacity(tag.len());
+        let mut i = 0;
+        'scan: while i < tag.len() {
+            let prev = tag[..i].chars().next_back();
+            if !prev.is_some_and(|p| ident(p) || p == '.') {
+                for (name, lit) in &subs {
+                    if tag[i..].starts_with(name.as_str())
+                        && !tag[i + name.len()..].starts_with(ident)
+                    {
+                        t.push_str(lit);
+                        i += name.len();
+                        continue 'scan;
+                    }
+                }
+            }
+            let c = tag[i..].chars().next().unwrap_or(' ');
+            t.push(c);
+            i += c.len_utf8();
+        }
+        out.push_str(&t);
+        rest = &from[end..];
+    }
+    out.push_str(rest);
+    out
+}

@@ -5,6 +5,8 @@ import { href } from '../router';
 import { CampaignBadge } from './campaigns';
 
 const POLL_MS = 3000;
+/** After sending, while messages still wait in the queue (deliveries settle later). */
+const SETTLE_POLL_MS = 10_000;
 
 function pct(x: number): string {
   if (!Number.isFinite(x)) return '—';
@@ -40,13 +42,16 @@ export function CampaignReportPage({ id }: { id: string }) {
     return () => abortRef.current?.abort();
   }, [load]);
 
-  // While the campaign sends: refresh every 3 s (paused while the tab is hidden).
+  // While the campaign sends: refresh every 3 s; then every 10 s while messages wait in the
+  // queue (paused while the tab is hidden).
   const sending = campaign?.status === 'sending';
+  const settling = !sending && (report?.stats.pending ?? 0) > 0;
+  const every = sending ? POLL_MS : settling ? SETTLE_POLL_MS : 0;
   useEffect(() => {
-    if (!sending) return;
+    if (!every) return;
     let timer: ReturnType<typeof setInterval> | undefined;
     const start = () => {
-      if (timer === undefined) timer = setInterval(load, POLL_MS);
+      if (timer === undefined) timer = setInterval(load, every);
     };
     const stop = () => {
       if (timer !== undefined) clearInterval(timer);
@@ -65,7 +70,7 @@ export function CampaignReportPage({ id }: { id: string }) {
       stop();
       document.removeEventListener('visibilitychange', onVisibility);
     };
-  }, [sending, load]);
+  }, [every, load]);
 
   const title = campaign ? `Report: ${campaign.name}` : 'Campaign report';
   return (
@@ -86,7 +91,13 @@ export function CampaignReportPage({ id }: { id: string }) {
         </button>
       </PageHeader>
       <p class="muted small" data-testid="report-updated" aria-live="off">
-        {sending ? 'Refreshes every 3 seconds while sending' : campaign ? `Status: ${campaign.status}` : ''}
+        {sending
+          ? 'Refreshes every 3 seconds while sending'
+          : settling
+            ? 'Refreshes every 10 seconds while messages wait in the queue'
+            : campaign
+              ? `Status: ${campaign.status}`
+              : ''}
         {campaign?.started_at ? <> · started {formatDate(campaign.started_at)}</> : null}
         {campaign?.finished_at ? <> · finished {formatDate(campaign.finished_at)}</> : null}
         {updatedAt ? <> · updated {updatedAt.toLocaleTimeString()}</> : null}
