@@ -198,7 +198,7 @@ function NavGroups({ user, section }: { user: User; section: string }) {
             }}
           >
             {narrow ? (
-              <span class="nav-group-label" id={`nav-${g.id}-label`}>
+              <span class="nav-group-label">
                 {g.label}
               </span>
             ) : (
@@ -211,18 +211,18 @@ function NavGroups({ user, section }: { user: User; section: string }) {
                 onClick={() => setOpen(open === g.id ? null : g.id)}
               >
                 {g.label}
-                {current ? <span class="nav-group-current-label">: {current.label}</span> : null}
+                {/* the current page is announced by aria-current on its link */}
+                {current ? (
+                  <span class="nav-group-current-label" aria-hidden="true">
+                    : {current.label}
+                  </span>
+                ) : null}
                 <span class="nav-caret" aria-hidden="true">
                   ▾
                 </span>
               </button>
             )}
-            <ul
-              class="nav-menu"
-              id={`nav-${g.id}-menu`}
-              aria-labelledby={narrow ? `nav-${g.id}-label` : `nav-${g.id}-button`}
-              hidden={!expanded}
-            >
+            <ul class="nav-menu" id={`nav-${g.id}-menu`} hidden={!expanded}>
               {items.map((n) => (
                 <li key={n.path}>
                   <a

@@ -17,14 +17,15 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   apiPost,
-  bin,
   clickNav,
+  createAdmin,
   launchBrowser,
   maybeUiProxy,
+  openPage,
   repoRoot,
-  run,
   startServer,
   startSmtpSink,
+  stepper,
   stopServer,
   until,
   withPrerequisites,
@@ -67,29 +68,8 @@ function defineSuite() {
   let apiToken = null;
   let listId = null;
   let templateId = null;
-  let shot = 0;
-  let failedStep = null;
-  const browserLog = [];
-  const pageErrors = [];
-
-  const screenshot = async (name) => {
-    if (!page) return;
-    const file = path.join(artifacts, `${String(++shot).padStart(2, '0')}-${name}.png`);
-    await page.screenshot({ path: file, fullPage: true }).catch(() => {});
-  };
-
-  /** Wraps a step so a failure leaves a screenshot behind (and skips the steps after it). */
-  const step = (name, fn) => async (st) => {
-    if (failedStep) return st.skip(`skipped: step "${failedStep}" failed`);
-    try {
-      await fn();
-      await screenshot(name);
-    } catch (e) {
-      failedStep = name;
-      await screenshot(`FAILED-${name}`);
-      throw e;
-    }
-  };
+  const log = { browserLog: [], pageErrors: [] };
+  const { screenshot, step } = stepper(artifacts, () => page);
 
   const api = async (p, body) => {
     const r = await apiPost(`${base}${p}`, apiToken, body);
@@ -103,12 +83,7 @@ function defineSuite() {
     tmpDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'mailstead-e2e-campaigns-'));
     dataDir = path.join(tmpDir, 'data');
     await fsp.mkdir(dataDir);
-    await run(bin, ['user', 'create', '--data-dir', dataDir, '--email', ADMIN_EMAIL, '--role', 'admin'], ADMIN_PASSWORD + '\n');
-    const tokenOut = await run(bin, ['token', 'create', '--data-dir', dataDir, '--email', ADMIN_EMAIL, '--name', 'e2e'], '', {
-      stdoutOnly: true,
-    });
-    apiToken = tokenOut.trim().split('\n').pop().trim();
-    assert.match(apiToken, /^ms_/, `token create should print the token last; got:\n${tokenOut}`);
+    apiToken = await createAdmin(dataDir, ADMIN_EMAIL, ADMIN_PASSWORD);
     sink = await startSmtpSink();
     ({ server, serverExit, base } = await startServer({
       dataDir,
@@ -124,21 +99,11 @@ function defineSuite() {
     }
 
     browser = await launchBrowser(chromium);
-    context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
-    context.setDefaultTimeout(STEP_TIMEOUT);
-    page = await context.newPage();
-    page.on('console', (m) => browserLog.push(`[${m.type()}] ${m.text()}`));
-    page.on('pageerror', (e) => {
-      pageErrors.push(e.message);
-      browserLog.push(`[pageerror] ${e.stack || e.message}`);
-    });
-    page.on('response', (r) => {
-      if (r.status() >= 500) browserLog.push(`[http ${r.status()}] ${r.request().method()} ${r.url()}`);
-    });
+    ({ context, page } = await openPage(browser, log, STEP_TIMEOUT));
   });
 
   after(async () => {
-    await fsp.writeFile(path.join(artifacts, 'browser-console.log'), browserLog.join('\n') + '\n').catch(() => {});
+    await fsp.writeFile(path.join(artifacts, 'browser-console.log'), log.browserLog.join('\n') + '\n').catch(() => {});
     await browser?.close().catch(() => {});
     await proxy?.close().catch(() => {});
     await stopServer(server, serverExit);
@@ -345,7 +310,7 @@ function defineSuite() {
     );
 
     await t.test('had no uncaught errors in the page', () => {
-      assert.deepEqual(pageErrors, []);
+      assert.deepEqual(log.pageErrors, []);
     });
   });
 }

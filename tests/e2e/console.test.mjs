@@ -21,15 +21,16 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   apiPost,
-  bin,
   clickNav,
+  createAdmin,
   launchBrowser,
   maybeUiProxy,
+  openPage,
   repoRoot,
-  run,
   sleep,
   startServer,
   startSmtpSink,
+  stepper,
   stopServer,
   until,
   withPrerequisites,
@@ -86,16 +87,9 @@ function defineSuite() {
   let sink = null;
   let apiToken = null;
   let txMessageId = null;
-  let shot = 0;
-  let failedStep = null;
-  const browserLog = [];
-  const pageErrors = [];
-
-  const screenshot = async (name) => {
-    if (!page) return;
-    const file = path.join(artifacts, `${String(++shot).padStart(2, '0')}-${name}.png`);
-    await page.screenshot({ path: file, fullPage: true }).catch(() => {});
-  };
+  const log = { browserLog: [], pageErrors: [] };
+  const { browserLog, pageErrors } = log;
+  const { screenshot, step } = stepper(artifacts, () => page);
 
   before(async () => {
     await fsp.mkdir(artifacts, { recursive: true });
@@ -103,13 +97,8 @@ function defineSuite() {
     dataDir = path.join(tmpDir, 'data');
     await fsp.mkdir(dataDir);
 
-    await run(bin, ['user', 'create', '--data-dir', dataDir, '--email', ADMIN_EMAIL, '--role', 'admin'], ADMIN_PASSWORD + '\n');
-    // An API token for the transactional send (the last line printed is the token).
-    const tokenOut = await run(bin, ['token', 'create', '--data-dir', dataDir, '--email', ADMIN_EMAIL, '--name', 'e2e'], '', {
-      stdoutOnly: true,
-    });
-    apiToken = tokenOut.trim().split('\n').pop().trim();
-    assert.match(apiToken, /^ms_/, `token create should print the token last; got:\n${tokenOut}`);
+    // An API token for the transactional send.
+    apiToken = await createAdmin(dataDir, ADMIN_EMAIL, ADMIN_PASSWORD);
 
     sink = await startSmtpSink();
 
@@ -122,17 +111,7 @@ function defineSuite() {
 
     ({ base, proxy } = await maybeUiProxy(base, dataDir));
     browser = await launchBrowser(chromium);
-    context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
-    context.setDefaultTimeout(STEP_TIMEOUT);
-    page = await context.newPage();
-    page.on('console', (m) => browserLog.push(`[${m.type()}] ${m.text()}`));
-    page.on('pageerror', (e) => {
-      pageErrors.push(e.message);
-      browserLog.push(`[pageerror] ${e.stack || e.message}`);
-    });
-    page.on('response', (r) => {
-      if (r.status() >= 500) browserLog.push(`[http ${r.status()}] ${r.request().method()} ${r.url()}`);
-    });
+    ({ context, page } = await openPage(browser, log, STEP_TIMEOUT));
   });
 
   after(async () => {
@@ -172,20 +151,6 @@ function defineSuite() {
       return false;
     });
     if (reruns) console.log(`# note: "${name}" became searchable after ${Date.now() - t0} ms (${reruns} re-searches)`);
-  };
-
-  /** Wraps a step so a failure leaves a screenshot behind. */
-  const step = (name, fn) => async (st) => {
-    // Steps build on each other: after a failure the rest would only time out one by one.
-    if (failedStep) return st.skip(`skipped: step "${failedStep}" failed`);
-    try {
-      await fn();
-      await screenshot(name);
-    } catch (e) {
-      failedStep = name;
-      await screenshot(`FAILED-${name}`);
-      throw e;
-    }
   };
 
   test('admin console end-to-end', { timeout: 240_000 }, async (t) => {

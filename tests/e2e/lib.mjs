@@ -309,3 +309,62 @@ export async function clickNav(page, name) {
   }
   await link.click();
 }
+
+/** Creates an admin with the CLI and an API token for it; resolves to the token. */
+export async function createAdmin(dataDir, email, password) {
+  await run(bin, ['user', 'create', '--data-dir', dataDir, '--email', email, '--role', 'admin'], password + '\n');
+  // the last line printed is the token
+  const tokenOut = await run(bin, ['token', 'create', '--data-dir', dataDir, '--email', email, '--name', 'e2e'], '', {
+    stdoutOnly: true,
+  });
+  const token = tokenOut.trim().split('\n').pop().trim();
+  assert.match(token, /^ms_/, `token create should print the token last; got:\n${tokenOut}`);
+  return token;
+}
+
+/**
+ * A 1280×900 browser context and page; the page's console output, uncaught errors and 5xx
+ * responses are collected in `log.browserLog` (uncaught errors also in `log.pageErrors`).
+ */
+export async function openPage(browser, log, timeout) {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
+  context.setDefaultTimeout(timeout);
+  const page = await context.newPage();
+  page.on('console', (m) => log.browserLog.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => {
+    log.pageErrors.push(e.message);
+    log.browserLog.push(`[pageerror] ${e.stack || e.message}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 500) log.browserLog.push(`[http ${r.status()}] ${r.request().method()} ${r.url()}`);
+  });
+  return { context, page };
+}
+
+/**
+ * Numbered full-page screenshots into `dir`, and `step(name, fn)`: a subtest body that takes a
+ * screenshot after `fn` (FAILED-… on failure) and skips once an earlier step failed, since the
+ * steps build on each other.
+ */
+export function stepper(dir, getPage) {
+  let shot = 0;
+  let failedStep = null;
+  const screenshot = async (name) => {
+    const page = getPage();
+    if (!page) return;
+    const file = path.join(dir, `${String(++shot).padStart(2, '0')}-${name}.png`);
+    await page.screenshot({ path: file, fullPage: true }).catch(() => {});
+  };
+  const step = (name, fn) => async (st) => {
+    if (failedStep) return st.skip(`skipped: step "${failedStep}" failed`);
+    try {
+      await fn();
+      await screenshot(name);
+    } catch (e) {
+      failedStep = name;
+      await screenshot(`FAILED-${name}`);
+      throw e;
+    }
+  };
+  return { screenshot, step };
+}

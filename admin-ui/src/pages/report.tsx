@@ -1,6 +1,7 @@
+import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { api, isAbort, toApiError, type ApiError, type CampaignReport, type CampaignView, type TimelineBucket } from '../api';
-import { ErrorBanner, formatDate, PageHeader, Spinner } from '../components';
+import { ErrorBanner, formatDate, PageHeader, Spinner, usePolling } from '../components';
 import { href } from '../router';
 import { CampaignBadge } from './campaigns';
 
@@ -47,30 +48,7 @@ export function CampaignReportPage({ id }: { id: string }) {
   const sending = campaign?.status === 'sending';
   const settling = !sending && (report?.stats.pending ?? 0) > 0;
   const every = sending ? POLL_MS : settling ? SETTLE_POLL_MS : 0;
-  useEffect(() => {
-    if (!every) return;
-    let timer: ReturnType<typeof setInterval> | undefined;
-    const start = () => {
-      if (timer === undefined) timer = setInterval(load, every);
-    };
-    const stop = () => {
-      if (timer !== undefined) clearInterval(timer);
-      timer = undefined;
-    };
-    const onVisibility = () => {
-      if (document.hidden) stop();
-      else {
-        load();
-        start();
-      }
-    };
-    if (!document.hidden) start();
-    document.addEventListener('visibilitychange', onVisibility);
-    return () => {
-      stop();
-      document.removeEventListener('visibilitychange', onVisibility);
-    };
-  }, [every, load]);
+  usePolling(load, every);
 
   const title = campaign ? `Report: ${campaign.name}` : 'Campaign report';
   return (
@@ -199,6 +177,11 @@ function niceMax(max: number): { top: number; step: number } {
   return { top: Math.ceil(max / s) * s, step: s };
 }
 
+const TIMELINE_COLS: Column<TimelineBucket>[] = [
+  { label: 'Hour', cell: (b) => hourLabel(b.at, true) },
+  ...SERIES.map((s) => ({ label: s.label, num: true, cell: (b: TimelineBucket) => b[s.key] })),
+];
+
 export function TimelineChart({ buckets }: { buckets: TimelineBucket[] }) {
   const data = filled(buckets);
   if (!data.length) {
@@ -283,37 +266,107 @@ export function TimelineChart({ buckets }: { buckets: TimelineBucket[] }) {
       </svg>
       <details class="chart-table">
         <summary>Show the data as a table</summary>
-        <table class="table">
-          <caption class="sr-only">Hourly activity</caption>
-          <thead>
-            <tr>
-              <th scope="col">Hour</th>
-              {SERIES.map((s) => (
-                <th key={s.key} scope="col" class="num">
-                  {s.label}
-                </th>
-              ))}
-            </tr>
-          </thead>
-          <tbody>
-            {data.map((b) => (
-              <tr key={b.at}>
-                <td data-label="Hour">{hourLabel(b.at, true)}</td>
-                {SERIES.map((s) => (
-                  <td key={s.key} data-label={s.label} class="num">
-                    {b[s.key]}
-                  </td>
-                ))}
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <DataTable rows={data} cols={TIMELINE_COLS} rowKey={(b) => b.at} />
       </details>
     </div>
   );
 }
 
 // ---------------------------------------------------------------- tables
+
+interface Column<T> {
+  label: string;
+  cell: (row: T) => ComponentChildren;
+  /** A number column (right-aligned); `warn`/`bad` colour it when they say so. */
+  num?: boolean;
+  warn?: (row: T) => boolean;
+  bad?: (row: T) => boolean;
+  cls?: string;
+}
+
+/** A table of numbers (stacked cards on narrow screens). */
+function DataTable<T>({ rows, cols, rowKey, rowAttrs, class: cls }: {
+  rows: T[];
+  cols: Column<T>[];
+  rowKey: (row: T, i: number) => string;
+  rowAttrs?: (row: T) => Record<string, string>;
+  class?: string;
+}) {
+  return (
+    <table class={'table' + (cls ? ' ' + cls : '')}>
+      <thead>
+        <tr>
+          {cols.map((c) => (
+            <th key={c.label} scope="col" class={c.num ? 'num' : undefined}>
+              {c.label}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map((r, i) => (
+          <tr key={rowKey(r, i)} {...(rowAttrs?.(r) ?? {})}>
+            {cols.map((c) => (
+              <td
+                key={c.label}
+                data-label={c.label}
+                class={
+                  [c.num ? 'num' : '', c.cls ?? '', c.warn?.(r) ? 'text-warn' : '', c.bad?.(r) ? 'text-danger' : '']
+                    .filter(Boolean)
+                    .join(' ') || undefined
+                }
+              >
+                {c.cell(r)}
+              </td>
+            ))}
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+type Link = CampaignReport['links'][number];
+type Domain = CampaignReport['domains'][number];
+type Variant = NonNullable<CampaignReport['variants']>[number];
+
+const LINK_COLS: Column<Link>[] = [
+  {
+    label: 'Link',
+    cls: 'cell-url',
+    cell: (l) => (
+      <a href={l.url} target="_blank" rel="noopener noreferrer">
+        {l.url}
+      </a>
+    ),
+  },
+  { label: 'Clicks', num: true, cell: (l) => l.clicks },
+  { label: 'Unique clicks', num: true, cell: (l) => l.unique_clicks },
+];
+
+const DOMAIN_COLS: Column<Domain>[] = [
+  { label: 'Domain', cls: 'cell-email', cell: (d) => d.domain },
+  { label: 'Queued', num: true, cell: (d) => d.queued },
+  { label: 'Delivered', num: true, cell: (d) => d.delivered },
+  { label: 'Deferred', num: true, cell: (d) => d.deferred, warn: (d) => d.deferred > 0 },
+  { label: 'Bounced', num: true, cell: (d) => d.bounced, bad: (d) => d.bounced > 0 },
+  { label: 'Unique opens', num: true, cell: (d) => d.unique_opens },
+];
+
+const VARIANT_COLS: Column<Variant & { letter: string }>[] = [
+  {
+    label: 'Subject',
+    cell: (v) => (
+      <>
+        <span class="variant-letter">{v.letter}</span> {v.subject}{' '}
+        {v.winner ? <span class="badge badge-ok">winner</span> : null}
+      </>
+    ),
+  },
+  { label: 'Queued', num: true, cell: (v) => v.queued },
+  { label: 'Unique opens', num: true, cell: (v) => v.unique_opens },
+  { label: 'Unique clicks', num: true, cell: (v) => v.unique_clicks },
+];
 
 function LinksTable({ report }: { report: CampaignReport }) {
   return (
@@ -322,36 +375,7 @@ function LinksTable({ report }: { report: CampaignReport }) {
       {report.links.length === 0 ? (
         <p class="muted">No clicks yet.</p>
       ) : (
-        <table class="table report-links">
-          <thead>
-            <tr>
-              <th scope="col">Link</th>
-              <th scope="col" class="num">
-                Clicks
-              </th>
-              <th scope="col" class="num">
-                Unique clicks
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {report.links.map((l) => (
-              <tr key={l.url}>
-                <td data-label="Link" class="cell-url">
-                  <a href={l.url} target="_blank" rel="noopener noreferrer">
-                    {l.url}
-                  </a>
-                </td>
-                <td data-label="Clicks" class="num">
-                  {l.clicks}
-                </td>
-                <td data-label="Unique clicks" class="num">
-                  {l.unique_clicks}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <DataTable rows={report.links} cols={LINK_COLS} rowKey={(l) => l.url} class="report-links" />
       )}
     </div>
   );
@@ -359,101 +383,29 @@ function LinksTable({ report }: { report: CampaignReport }) {
 
 function DomainsTable({ report }: { report: CampaignReport }) {
   return (
-    <div class="card">
+    <div class="card" data-testid="report-domains">
       <h2>By recipient domain</h2>
       {report.domains.length === 0 ? (
         <p class="muted">Nothing queued yet.</p>
       ) : (
-        <table class="table report-domains" data-testid="report-domains">
-          <thead>
-            <tr>
-              <th scope="col">Domain</th>
-              <th scope="col" class="num">
-                Queued
-              </th>
-              <th scope="col" class="num">
-                Delivered
-              </th>
-              <th scope="col" class="num">
-                Deferred
-              </th>
-              <th scope="col" class="num">
-                Bounced
-              </th>
-              <th scope="col" class="num">
-                Unique opens
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {report.domains.map((d) => (
-              <tr key={d.domain} data-domain={d.domain}>
-                <td data-label="Domain" class="cell-email">
-                  {d.domain}
-                </td>
-                <td data-label="Queued" class="num">
-                  {d.queued}
-                </td>
-                <td data-label="Delivered" class="num">
-                  {d.delivered}
-                </td>
-                <td data-label="Deferred" class={'num' + (d.deferred ? ' text-warn' : '')}>
-                  {d.deferred}
-                </td>
-                <td data-label="Bounced" class={'num' + (d.bounced ? ' text-danger' : '')}>
-                  {d.bounced}
-                </td>
-                <td data-label="Unique opens" class="num">
-                  {d.unique_opens}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <DataTable
+          rows={report.domains}
+          cols={DOMAIN_COLS}
+          rowKey={(d) => d.domain}
+          rowAttrs={(d) => ({ 'data-domain': d.domain })}
+          class="report-domains"
+        />
       )}
     </div>
   );
 }
 
 function VariantsTable({ report }: { report: CampaignReport }) {
+  const rows = (report.variants ?? []).map((v, i) => ({ ...v, letter: String.fromCharCode(65 + i) }));
   return (
     <div class="card">
       <h2>Subject test (A/B)</h2>
-      <table class="table report-variants">
-        <thead>
-          <tr>
-            <th scope="col">Subject</th>
-            <th scope="col" class="num">
-              Queued
-            </th>
-            <th scope="col" class="num">
-              Unique opens
-            </th>
-            <th scope="col" class="num">
-              Unique clicks
-            </th>
-          </tr>
-        </thead>
-        <tbody>
-          {(report.variants ?? []).map((v, i) => (
-            <tr key={i}>
-              <td data-label="Subject">
-                <span class="variant-letter">{String.fromCharCode(65 + i)}</span> {v.subject}{' '}
-                {v.winner ? <span class="badge badge-ok">winner</span> : null}
-              </td>
-              <td data-label="Queued" class="num">
-                {v.queued}
-              </td>
-              <td data-label="Unique opens" class="num">
-                {v.unique_opens}
-              </td>
-              <td data-label="Unique clicks" class="num">
-                {v.unique_clicks}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <DataTable rows={rows} cols={VARIANT_COLS} rowKey={(v) => v.letter} class="report-variants" />
     </div>
   );
 }

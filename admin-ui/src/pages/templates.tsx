@@ -330,6 +330,9 @@ export function TemplateEditorPage({ id }: { id: string }) {
   const dirty = !!tpl && (name !== tpl.name || subject !== tpl.subject || preheader !== tpl.preheader || mjml !== tpl.mjml);
   const mjmlError = error && (error.field === 'mjml' || (error.line !== undefined && !['name', 'subject', 'preheader'].includes(error.field ?? ''))) ? error : null;
 
+  const trackCaret = (e: { currentTarget: HTMLTextAreaElement }) =>
+    setCaret(caretOf(e.currentTarget.value, e.currentTarget.selectionStart));
+
   function goTo(line: number, column: number) {
     const area = areaRef.current;
     if (!area) return;
@@ -450,8 +453,8 @@ export function TemplateEditorPage({ id }: { id: string }) {
               aria-invalid={mjmlError ? 'true' : undefined}
               aria-describedby={mjmlError ? 'tpl-mjml-error' : 'tpl-mjml-hint'}
               onInput={(e) => setMjml(e.currentTarget.value)}
-              onKeyUp={(e) => setCaret(caretOf(e.currentTarget.value, e.currentTarget.selectionStart))}
-              onClick={(e) => setCaret(caretOf(e.currentTarget.value, e.currentTarget.selectionStart))}
+              onKeyUp={trackCaret}
+              onClick={trackCaret}
             />
             <p class="muted small caret-pos" aria-hidden="true">
               Line {caret.line}, column {caret.column}
