@@ -118,8 +118,8 @@ fn source_of(t: &StoredTemplate, subject: &str, preheader: &str) -> TemplateSour
 /// file with front matter, a whole MJML document, or body sections.
 fn parse_mjml(name: &str, text: &str) -> Result<(String, Option<String>, Option<String>)> {
     if text.trim_start().starts_with("+++") {
-        let t = templates::library::parse(&format!("custom/{name}"), text.trim_start())?
-            .standalone();
+        let t =
+            templates::library::parse(&format!("custom/{name}"), text.trim_start())?.standalone();
         return Ok((t.body, Some(t.subject), Some(t.preheader)));
     }
     if let Some(start) = text.find("<mj-body") {
@@ -835,12 +835,21 @@ mod tests {
         for t in templates::library::all() {
             let t = t.unwrap_or_else(|(p, e)| panic!("{p}: {e}"));
             let src = t.standalone();
-            let subject = if src.subject.trim().is_empty() { "x".to_string() } else { src.subject.clone() };
+            let subject = if src.subject.trim().is_empty() {
+                "x".to_string()
+            } else {
+                src.subject.clone()
+            };
             let src = TemplateSource { subject, ..src };
             templates::compile(&src, &brand, Kind::Bulk)
                 .and_then(|c| c.validate(&preview_sample()))
                 .unwrap_or_else(|e| panic!("{}: {e}", t.id));
-            assert_eq!(src.body.lines().count(), t.source.body.lines().count(), "{}: line numbers kept", t.id);
+            assert_eq!(
+                src.body.lines().count(),
+                t.source.body.lines().count(),
+                "{}: line numbers kept",
+                t.id
+            );
         }
         let s = templates::Sample {
             campaign: serde_json::json!({"name": "kept", "url": "https://x.example/a\"b", "n": 3, "items": [{"a": null}]}),
@@ -848,7 +857,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            templates::library::inline_sample("campaign.url {{ tracked(campaign.url) }} {{ campaign.name }} {{ campaign.urls }} {% for i in campaign.items %}{{ data.when }}{% endfor %} {{ x.campaign.n }}", &s),
+            templates::library::inline_sample(
+                "campaign.url {{ tracked(campaign.url) }} {{ campaign.name }} {{ campaign.urls }} {% for i in campaign.items %}{{ data.when }}{% endfor %} {{ x.campaign.n }}",
+                &s
+            ),
             r#"campaign.url {{ tracked("https://x.example/a\"b") }} {{ campaign.name }} {{ campaign.urls }} {% for i in [{"a": none}] %}{{ "Monday" }}{% endfor %} {{ x.campaign.n }}"#
         );
     }

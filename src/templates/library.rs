@@ -203,7 +203,7 @@ pub fn inline_sample(text: &str, sample: &Sample) -> String {
     let ident = |c: char| c.is_alphanumeric() || c == '_';
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(open) = rest.find(['{']) {
+    while let Some(open) = rest.find('{') {
         let (before, from) = rest.split_at(open);
         out.push_str(before);
         let close = match from.get(..2) {
