@@ -853,15 +853,15 @@ mod tests {
         }
         let s = templates::Sample {
             campaign: serde_json::json!({"name": "kept", "url": "https://x.example/a\"b", "n": 3, "items": [{"a": null}]}),
-            data: serde_json::json!({"when": "Monday"}),
+            data: serde_json::json!({"when": "Monday", "list": ["a", "b"]}),
             ..Default::default()
         };
         assert_eq!(
             templates::library::inline_sample(
-                "campaign.url {{ tracked(campaign.url) }} {{ campaign.name }} {{ campaign.urls }} {% for i in campaign.items %}{{ data.when }}{% endfor %} {{ x.campaign.n }}",
+                "campaign.url {{ tracked(campaign.url) }} {{ campaign.name }} {{ campaign.urls }} {% for i in campaign.items %}{{ data.when }}{% endfor %} {{ x.campaign.n }} {{ data.list[1] | upper }}",
                 &s
             ),
-            r#"campaign.url {{ tracked("https://x.example/a\"b") }} {{ campaign.name }} {{ campaign.urls }} {% for i in [{"a": none}] %}{{ "Monday" }}{% endfor %} {{ x.campaign.n }}"#
+            r#"campaign.url {{ tracked("https://x.example/a\"b") }} {{ campaign.name }} {{ campaign.urls }} {% for i in [{"a": none}] %}{{ "Monday" }}{% endfor %} {{ x.campaign.n }} {{ "b" | upper }}"#
         );
     }
 }

@@ -182,24 +182,42 @@ fn literal(v: &serde_json::Value) -> String {
     }
 }
 
-/// Replaces `campaign.<key>` / `data.<key>` inside `{{ … }}` and `{% … %}` by the sample's
-/// value as a literal (keys a campaign provides itself are left alone).
-pub fn inline_sample(text: &str, sample: &Sample) -> String {
-    let mut subs: Vec<(String, String)> = Vec::new();
-    for (root, values) in [("campaign", &sample.campaign), ("data", &sample.data)] {
-        let Some(obj) = values.as_object() else {
-            continue;
+/// The longest path `.key` / `[n]` at the start of `rest` that `v` has, with the value there
+/// and the length of the path consumed.
+fn descend<'a>(mut v: &'a serde_json::Value, rest: &str) -> (&'a serde_json::Value, usize) {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut used = 0;
+    loop {
+        let r = &rest[used..];
+        let step = if let Some(after) = r.strip_prefix('.') {
+            let n = after.find(|c: char| !ident(c)).unwrap_or(after.len());
+            v.get(&after[..n]).filter(|_| n > 0).map(|x| (x, 1 + n))
+        } else if let Some(after) = r.strip_prefix('[') {
+            let n = after
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(after.len());
+            let idx = after[..n].parse::<usize>().ok();
+            idx.filter(|_| after[n..].starts_with(']'))
+                .and_then(|i| v.get(i))
+                .map(|x| (x, n + 2))
+        } else {
+            None
         };
-        for (k, v) in obj {
-            if root == "campaign" && CAMPAIGN_OWN.contains(&k.as_str()) {
-                continue;
+        match step {
+            Some((x, len)) => {
+                v = x;
+                used += len;
             }
-            subs.push((format!("{root}.{k}"), literal(v)));
+            None => return (v, used),
         }
     }
-    if subs.is_empty() {
-        return text.to_string();
-    }
+}
+
+/// Replaces `campaign.…` / `data.…` paths inside `{{ … }}` and `{% … %}` that the sample
+/// has by its value there as a literal (`campaign.articles[0].title` → `"…"`); keys a
+/// campaign provides itself (`campaign.id`, `name`, `subject`) are left alone.
+pub fn inline_sample(text: &str, sample: &Sample) -> String {
+    let roots = [("campaign", &sample.campaign), ("data", &sample.data)];
     let ident = |c: char| c.is_alphanumeric() || c == '_';
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -217,26 +235,30 @@ pub fn inline_sample(text: &str, sample: &Sample) -> String {
         };
         let end = from.find(close).map_or(from.len(), |i| i + 2);
         let tag = &from[..end];
-        let mut t = String::with_capacity(tag.len());
         let mut i = 0;
         'scan: while i < tag.len() {
             let prev = tag[..i].chars().next_back();
             if !prev.is_some_and(|p| ident(p) || p == '.') {
-                for (name, lit) in &subs {
-                    if tag[i..].starts_with(name.as_str())
-                        && !tag[i + name.len()..].starts_with(ident)
-                    {
-                        t.push_str(lit);
-                        i += name.len();
+                for (root, values) in roots {
+                    let Some(path) = tag[i..].strip_prefix(root) else {
+                        continue;
+                    };
+                    let (v, used) = descend(values, path);
+                    let key = path
+                        .strip_prefix('.')
+                        .map_or("", |a| &a[..a.find(|c: char| !ident(c)).unwrap_or(a.len())]);
+                    let own = root == "campaign" && CAMPAIGN_OWN.contains(&key);
+                    if used > 0 && !own && !path[used..].starts_with(ident) {
+                        out.push_str(&literal(v));
+                        i += root.len() + used;
                         continue 'scan;
                     }
                 }
             }
             let c = tag[i..].chars().next().unwrap_or(' ');
-            t.push(c);
+            out.push(c);
             i += c.len_utf8();
         }
-        out.push_str(&t);
         rest = &from[end..];
     }
     out.push_str(rest);
