@@ -242,6 +242,150 @@ export interface WebhookAttempt {
   next_attempt_at: string | null;
 }
 
+
+// ---------------------------------------------------------------- campaigns & templates
+
+/** A template of the built-in library, rendered with its sample data. */
+export interface LibraryTemplate {
+  id: string;
+  category: string;
+  name: string;
+  description: string;
+  subject: string;
+  html: string;
+}
+
+export interface StoredTemplate {
+  id: number;
+  name: string;
+  mjml: string;
+  subject: string;
+  preheader: string;
+  library_id?: string;
+  created_by?: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface TemplateInput {
+  name?: string;
+  mjml?: string;
+  subject?: string;
+  preheader?: string;
+  library_id?: string;
+}
+
+export interface Rendered {
+  subject: string;
+  preheader: string;
+  html: string;
+  text: string;
+}
+
+export type CampaignStatus = 'draft' | 'scheduled' | 'sending' | 'paused' | 'finished' | 'cancelled';
+
+export interface Audience {
+  lists?: number[];
+  segment?: number;
+  non_openers_of?: number;
+}
+
+export interface AbTest {
+  subjects: string[];
+  sample_percent: number;
+  wait_minutes: number;
+  metric: 'opens' | 'clicks';
+  winner?: number | null;
+  sample_done_at?: string | null;
+}
+
+export interface Campaign {
+  id: number;
+  name: string;
+  subject: string;
+  preheader: string;
+  from: string;
+  reply_to?: string;
+  template_id: number;
+  audience: Audience;
+  status: CampaignStatus;
+  track_opens: boolean;
+  track_clicks: boolean;
+  ab_test?: AbTest;
+  scheduled_at?: string | null;
+  started_at?: string | null;
+  finished_at?: string | null;
+  audience_size: number;
+  cursor: number;
+  queued: number;
+  skipped: number;
+  last_error?: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface CampaignInput {
+  name?: string;
+  subject?: string;
+  preheader?: string;
+  from?: string;
+  reply_to?: string;
+  template_id?: number;
+  audience?: Audience;
+  track_opens?: boolean;
+  track_clicks?: boolean;
+}
+
+export interface CampaignStats {
+  audience: number;
+  queued: number;
+  skipped: number;
+  delivered: number;
+  pending: number;
+  deferred: number;
+  bounced: number;
+  failed: number;
+  opens: number;
+  unique_opens: number;
+  machine_opens: number;
+  clicks: number;
+  unique_clicks: number;
+  machine_clicks: number;
+  unsubscribes: number;
+  complaints: number;
+  open_rate: number;
+  click_rate: number;
+}
+
+export interface CampaignView extends Campaign {
+  stats: CampaignStats;
+}
+
+export interface TimelineBucket {
+  /** Start of the hour (RFC 3339). */
+  at: string;
+  delivered: number;
+  bounced: number;
+  opens: number;
+  clicks: number;
+}
+
+export interface CampaignReport {
+  stats: CampaignStats;
+  timeline: TimelineBucket[];
+  links: { url: string; clicks: number; unique_clicks: number }[];
+  domains: { domain: string; queued: number; delivered: number; bounced: number; deferred: number; unique_opens: number }[];
+  variants?: { subject: string; queued: number; unique_opens: number; unique_clicks: number; winner: boolean }[];
+}
+
+/** A saved segment (only the fields the campaign editor shows). */
+export interface SegmentSummary {
+  id: number;
+  name: string;
+}
+
+export type CampaignAction = 'start' | 'pause' | 'resume' | 'cancel';
+
 /** Error returned by the API (or synthesised for network failures). */
 export type SuppressionReason = 'hard_bounce' | 'soft_bounces' | 'complaint' | 'unsubscribed' | 'manual';
 export const SUPPRESSION_REASONS: SuppressionReason[] = ['manual', 'hard_bounce', 'soft_bounces', 'complaint', 'unsubscribed'];
@@ -324,15 +468,17 @@ export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
   readonly field?: string;
-  /** Where in a submitted text the problem is (segment filters): 1-based line and column. */
-  line?: number;
-  column?: number;
-  constructor(status: number, code: string, message: string, field?: string) {
+  /** 1-based place in the submitted text (a template, a filter) when the error has one. */
+  readonly line?: number;
+  readonly column?: number;
+  constructor(status: number, code: string, message: string, field?: string, line?: number, column?: number) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.field = field || undefined;
+    this.line = line;
+    this.column = column;
   }
 }
 
@@ -389,10 +535,7 @@ async function readError(res: Response): Promise<ApiError> {
     /* ignore body read errors */
   }
   if (res.status === 429 && code === 'http_429') code = 'rate_limited';
-  const e = new ApiError(res.status, code, message, field);
-  e.line = line;
-  e.column = column;
-  return e;
+  return new ApiError(res.status, code, message, field, line, column);
 }
 
 export async function request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
@@ -556,6 +699,42 @@ export const api = {
       'GET',
       `/api/v1/contacts/${enc(String(id))}/feedback`,
     ),
+
+  // templates
+  getTemplateLibrary: () => request<LibraryTemplate[]>('GET', '/api/v1/templates/library'),
+  getTemplates: () => request<{ items: StoredTemplate[] }>('GET', '/api/v1/templates'),
+  getTemplate: (id: number | string) => request<StoredTemplate>('GET', `/api/v1/templates/${enc(String(id))}`),
+  createTemplate: (input: TemplateInput) => request<StoredTemplate>('POST', '/api/v1/templates', { body: input }),
+  updateTemplate: (id: number, input: TemplateInput) =>
+    request<StoredTemplate>('PUT', `/api/v1/templates/${id}`, { body: input }),
+  deleteTemplate: (id: number) => request<void>('DELETE', `/api/v1/templates/${id}`),
+  previewTemplate: (id: number) => request<Rendered>('POST', `/api/v1/templates/${id}/preview`, { body: {} }),
+
+  // campaigns
+  getCampaigns: () => request<{ items: Campaign[] }>('GET', '/api/v1/campaigns'),
+  getCampaign: (id: number | string) => request<CampaignView>('GET', `/api/v1/campaigns/${enc(String(id))}`),
+  createCampaign: (input: CampaignInput) => request<CampaignView>('POST', '/api/v1/campaigns', { body: input }),
+  updateCampaign: (id: number, input: CampaignInput) =>
+    request<CampaignView>('PATCH', `/api/v1/campaigns/${id}`, { body: input }),
+  deleteCampaign: (id: number) => request<void>('DELETE', `/api/v1/campaigns/${id}`),
+  campaignAction: (id: number, action: CampaignAction) =>
+    request<CampaignView>('POST', `/api/v1/campaigns/${id}/${action}`),
+  scheduleCampaign: (id: number, at: string) =>
+    request<CampaignView>('POST', `/api/v1/campaigns/${id}/schedule`, { body: { at } }),
+  testCampaign: (id: number, to: string[]) =>
+    request<{ message_ids: number[] }>('POST', `/api/v1/campaigns/${id}/test`, { body: { to } }),
+  getCampaignReport: (id: number | string, signal?: AbortSignal) =>
+    request<CampaignReport>('GET', `/api/v1/campaigns/${enc(String(id))}/report`, { signal }),
+  /** Saved segments, or null where the server has none (404: not available in this version). */
+  getSegments: async (): Promise<SegmentSummary[] | null> => {
+    try {
+      const r = await request<{ items: SegmentSummary[] } | SegmentSummary[]>('GET', '/api/v1/segments');
+      return Array.isArray(r) ? r : r?.items ?? [];
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 404 || e.status === 405)) return null;
+      throw e;
+    }
+  },
 
   // outgoing webhooks (admins)
   getWebhooks: () =>

@@ -16,6 +16,9 @@ import { QueuePage } from './pages/queue';
 import { SuppressionsPage } from './pages/suppressions';
 import { WebhooksPage, WebhookWarning } from './pages/webhooks';
 import { AuditPage, canReadAudit } from './pages/audit';
+import { TemplateEditorPage, TemplatesPage } from './pages/templates';
+import { CampaignEditorPage, CampaignsPage } from './pages/campaigns';
+import { CampaignReportPage } from './pages/report';
 
 type SessionState = { status: 'loading' } | { status: 'anon'; expired: boolean } | { status: 'user'; user: User };
 
@@ -95,19 +98,151 @@ export function App() {
   );
 }
 
-const NAV: { path: string; label: string; show?: (u: User) => boolean; also?: string[] }[] = [
-  { path: '/contacts', label: 'Contacts' },
-  { path: '/import', label: 'Import' },
-  { path: '/lists', label: 'Lists' },
-  { path: '/segments', label: 'Segments' },
-  { path: '/deliveries', label: 'Deliveries', show: canSeeDeliveries, also: ['/messages'] },
-  { path: '/queue', label: 'Queue', show: canSeeDeliveries },
-  { path: '/suppressions', label: 'Suppressions', show: canSeeDeliveries },
-  { path: '/tokens', label: 'API tokens' },
-  { path: '/webhooks', label: 'Webhooks', show: (u) => u.role === 'admin' },
-  { path: '/users', label: 'Users', show: (u) => u.role === 'admin' },
-  { path: '/audit', label: 'Audit', show: canReadAudit },
+interface NavItem {
+  path: string;
+  label: string;
+  show?: (u: User) => boolean;
+  also?: string[];
+}
+
+/** The sections, grouped so the top bar fits one row at desktop widths. */
+const NAV: { id: string; label: string; items: NavItem[] }[] = [
+  {
+    id: 'audience',
+    label: 'Audience',
+    items: [
+      { path: '/contacts', label: 'Contacts' },
+      { path: '/lists', label: 'Lists' },
+      { path: '/segments', label: 'Segments' },
+      { path: '/import', label: 'Import' },
+      { path: '/suppressions', label: 'Suppressions', show: canSeeDeliveries },
+    ],
+  },
+  {
+    id: 'email',
+    label: 'Email',
+    items: [
+      { path: '/campaigns', label: 'Campaigns' },
+      { path: '/templates', label: 'Templates' },
+      { path: '/deliveries', label: 'Deliveries', show: canSeeDeliveries, also: ['/messages'] },
+      { path: '/queue', label: 'Queue', show: canSeeDeliveries },
+    ],
+  },
+  {
+    id: 'settings',
+    label: 'Settings',
+    items: [
+      { path: '/users', label: 'Users', show: (u) => u.role === 'admin' },
+      { path: '/tokens', label: 'API tokens' },
+      { path: '/webhooks', label: 'Webhooks', show: (u) => u.role === 'admin' },
+      { path: '/audit', label: 'Audit', show: canReadAudit },
+    ],
+  },
 ];
+
+/** True while the media query matches (re-renders on change). */
+function useMedia(query: string): boolean {
+  const [matches, setMatches] = useState(() => window.matchMedia(query).matches);
+  useEffect(() => {
+    const m = window.matchMedia(query);
+    const on = () => setMatches(m.matches);
+    on();
+    m.addEventListener('change', on);
+    return () => m.removeEventListener('change', on);
+  }, [query]);
+  return matches;
+}
+
+/**
+ * The primary navigation: one disclosure menu per group on wide screens; on narrow screens
+ * (inside the "Menu" panel) every group is listed open under its label.
+ */
+function NavGroups({ user, section }: { user: User; section: string }) {
+  const narrow = useMedia('(max-width: 720px)');
+  const [open, setOpen] = useState<string | null>(null);
+  const navRef = useRef<HTMLUListElement>(null);
+
+  useEffect(() => setOpen(null), [section]);
+  // Close on a click outside or Escape (focus goes back to the group's button).
+  useEffect(() => {
+    if (!open) return;
+    const onDown = (e: MouseEvent) => {
+      if (!navRef.current?.contains(e.target as Node)) setOpen(null);
+    };
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key !== 'Escape') return;
+      document.getElementById(`nav-${open}-button`)?.focus();
+      setOpen(null);
+    };
+    document.addEventListener('mousedown', onDown);
+    document.addEventListener('keydown', onKey);
+    return () => {
+      document.removeEventListener('mousedown', onDown);
+      document.removeEventListener('keydown', onKey);
+    };
+  }, [open]);
+
+  return (
+    <ul class="nav-groups" ref={navRef}>
+      {NAV.map((g) => {
+        const items = g.items.filter((n) => !n.show || n.show(user));
+        if (!items.length) return null;
+        const current = items.find((n) => n.path === section || n.also?.includes(section));
+        const expanded = narrow || open === g.id;
+        return (
+          <li
+            key={g.id}
+            class={'nav-group' + (expanded ? ' nav-group-open' : '') + (current ? ' nav-group-current' : '')}
+            data-nav-group={g.id}
+            onFocusOut={(e) => {
+              const next = (e as FocusEvent).relatedTarget as Node | null;
+              if (!narrow && next && !e.currentTarget.contains(next)) setOpen((o) => (o === g.id ? null : o));
+            }}
+          >
+            {narrow ? (
+              <span class="nav-group-label">
+                {g.label}
+              </span>
+            ) : (
+              <button
+                type="button"
+                class="nav-group-button"
+                id={`nav-${g.id}-button`}
+                aria-expanded={expanded}
+                aria-controls={`nav-${g.id}-menu`}
+                onClick={() => setOpen(open === g.id ? null : g.id)}
+              >
+                {g.label}
+                {/* the current page is announced by aria-current on its link */}
+                {current ? (
+                  <span class="nav-group-current-label" aria-hidden="true">
+                    : {current.label}
+                  </span>
+                ) : null}
+                <span class="nav-caret" aria-hidden="true">
+                  ▾
+                </span>
+              </button>
+            )}
+            <ul class="nav-menu" id={`nav-${g.id}-menu`} hidden={!expanded}>
+              {items.map((n) => (
+                <li key={n.path}>
+                  <a
+                    href={href(n.path)}
+                    aria-current={section === n.path ? 'page' : n.also?.includes(section) ? 'location' : undefined}
+                    onClick={() => setOpen(null)}
+                  >
+                    {n.label}
+                  </a>
+                </li>
+              ))}
+            </ul>
+          </li>
+        );
+      })}
+    </ul>
+  );
+}
 
 /** For admins: a warning on every page while a webhook subscription is auto-disabled. */
 function useWebhookSubs(user: User, path: string): WebhookSubscription[] {
@@ -178,18 +313,7 @@ function Shell({ user, onLogout }: { user: User; onLogout: () => void }) {
           Menu
         </button>
         <nav id="primary-nav" class={'nav' + (menuOpen ? ' nav-open' : '')} aria-label="Primary">
-          <ul>
-            {NAV.filter((n) => !n.show || n.show(user)).map((n) => (
-              <li key={n.path}>
-                <a
-                  href={href(n.path)}
-                  aria-current={section === n.path ? 'page' : n.also?.includes(section) ? 'location' : undefined}
-                >
-                  {n.label}
-                </a>
-              </li>
-            ))}
-          </ul>
+          <NavGroups user={user} section={section} />
           <div class="userbox">
             <span class="user-email" data-testid="current-user" title={user.email}>
               {user.email}
@@ -228,6 +352,13 @@ function Page({ path, query, seq, user }: { path: string; query: URLSearchParams
       return <SegmentsPage />;
     case 'tokens':
       return <TokensPage />;
+    case 'templates':
+      if (parts.length <= 1) return <TemplatesPage />;
+      return <TemplateEditorPage key={parts[1]} id={parts[1]} />;
+    case 'campaigns':
+      if (parts.length <= 1) return <CampaignsPage />;
+      if (parts[2] === 'report') return <CampaignReportPage key={parts[1]} id={parts[1]} />;
+      return <CampaignEditorPage key={parts[1]} id={parts[1] === 'new' ? null : parts[1]} />;
     case 'webhooks':
       if (user.role !== 'admin') return <NotAllowed message="Only administrators can manage webhooks." />;
       return <WebhooksPage />;

@@ -23,6 +23,11 @@ export function canWrite(user: User): boolean {
   return user.role !== 'viewer';
 }
 
+/** Campaigns and templates: admins, managers and marketing change them (others read). */
+export function canEditCampaigns(user: User): boolean {
+  return user.role === 'admin' || user.role === 'manager' || user.role === 'marketing';
+}
+
 // ---------------------------------------------------------------- formatting
 
 export function formatDate(s: string | null | undefined): string {
@@ -285,6 +290,37 @@ export function PageHeader({ title, children }: { title: string; children?: Comp
       {children ? <div class="page-actions">{children}</div> : null}
     </div>
   );
+}
+
+/**
+ * Calls `fn` every `ms` milliseconds while the page is visible, and at once when it becomes
+ * visible again; `ms` 0 stops polling.
+ */
+export function usePolling(fn: () => void, ms: number): void {
+  useEffect(() => {
+    if (!ms) return;
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const start = () => {
+      if (timer === undefined) timer = setInterval(fn, ms);
+    };
+    const stop = () => {
+      if (timer !== undefined) clearInterval(timer);
+      timer = undefined;
+    };
+    const onVisibility = () => {
+      if (document.hidden) stop();
+      else {
+        fn();
+        start();
+      }
+    };
+    if (!document.hidden) start();
+    document.addEventListener('visibilitychange', onVisibility);
+    return () => {
+      stop();
+      document.removeEventListener('visibilitychange', onVisibility);
+    };
+  }, [fn, ms]);
 }
 
 export function useDebounced<T>(value: T, ms: number): T {

@@ -153,12 +153,9 @@ fn source_of(t: &StoredTemplate, subject: &str, preheader: &str) -> TemplateSour
 /// file with front matter, a whole MJML document, or body sections.
 fn parse_mjml(name: &str, text: &str) -> Result<(String, Option<String>, Option<String>)> {
     if text.trim_start().starts_with("+++") {
-        let t = templates::library::parse(&format!("custom/{name}"), text.trim_start())?;
-        return Ok((
-            t.source.body,
-            Some(t.source.subject),
-            Some(t.source.preheader),
-        ));
+        let t =
+            templates::library::parse(&format!("custom/{name}"), text.trim_start())?.standalone();
+        return Ok((t.body, Some(t.subject), Some(t.preheader)));
     }
     if let Some(start) = text.find("<mj-body") {
         let open_end = text[start..]
@@ -177,6 +174,21 @@ fn parse_mjml(name: &str, text: &str) -> Result<(String, Option<String>, Option<
         return Ok((format!("{before}{}", &text[open_end..close]), None, None));
     }
     Ok((text.to_string(), None, None))
+}
+
+/// What a stored template is validated with: a sample contact and what a campaign provides.
+fn preview_sample() -> templates::Sample {
+    templates::Sample {
+        contact: templates::ContactVars {
+            email: "ada@example.com".into(),
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+            company: "Analytical Engines Ltd".into(),
+            ..Default::default()
+        },
+        campaign: serde_json::json!({"id": 0, "name": "Preview"}),
+        data: serde_json::json!({}),
+    }
 }
 
 impl Campaigns {
@@ -212,17 +224,7 @@ impl Campaigns {
     /// link enforced) and validates it with sample data: every error located.
     pub fn compile(&self, source: &TemplateSource) -> Result<CompiledTemplate> {
         let compiled = templates::compile(source, self.brand()?, Kind::Bulk)?;
-        compiled.validate(&templates::Sample {
-            contact: templates::ContactVars {
-                email: "ada@example.com".into(),
-                first_name: "Ada".into(),
-                last_name: "Lovelace".into(),
-                company: "Analytical Engines Ltd".into(),
-                ..Default::default()
-            },
-            campaign: serde_json::json!({"id": 0, "name": "Preview"}),
-            data: serde_json::json!({}),
-        })?;
+        compiled.validate(&preview_sample())?;
         Ok(compiled)
     }
 
@@ -248,9 +250,10 @@ impl Campaigns {
         if let Some(lib) = &input.library_id {
             let l = templates::library::get(lib)
                 .ok_or_else(|| invalid("library_id", format!("no library template '{lib}'")))??;
-            t.mjml = l.source.body;
-            t.subject = l.source.subject;
-            t.preheader = l.source.preheader;
+            let src = l.standalone();
+            t.mjml = src.body;
+            t.subject = src.subject;
+            t.preheader = src.preheader;
             t.library_id = Some(lib.clone());
             if t.name.is_empty() {
                 t.name = l.name;
@@ -935,6 +938,42 @@ mod tests {
         let (body, subject, _) = parse_mjml("x", file).unwrap();
         assert_eq!(subject.as_deref(), Some("Hi there"));
         assert!(body.contains("<mj-section>"));
+    }
+
+    #[test]
+    fn every_library_template_copies_into_a_valid_campaign_template() {
+        let brand = Brand::sample();
+        for t in templates::library::all() {
+            let t = t.unwrap_or_else(|(p, e)| panic!("{p}: {e}"));
+            let src = t.standalone();
+            let subject = if src.subject.trim().is_empty() {
+                "x".to_string()
+            } else {
+                src.subject.clone()
+            };
+            let src = TemplateSource { subject, ..src };
+            templates::compile(&src, &brand, Kind::Bulk)
+                .and_then(|c| c.validate(&preview_sample()))
+                .unwrap_or_else(|e| panic!("{}: {e}", t.id));
+            assert_eq!(
+                src.body.lines().count(),
+                t.source.body.lines().count(),
+                "{}: line numbers kept",
+                t.id
+            );
+        }
+        let s = templates::Sample {
+            campaign: serde_json::json!({"name": "kept", "url": "https://x.example/a\"b", "n": 3, "items": [{"a": null}]}),
+            data: serde_json::json!({"when": "Monday", "list": ["a", "b"]}),
+            ..Default::default()
+        };
+        assert_eq!(
+            templates::library::inline_sample(
+                "campaign.url {{ tracked(campaign.url) }} {{ campaign.name }} {{ campaign.urls }} {% for i in campaign.items %}{{ data.when }}{% endfor %} {{ x.campaign.n }} {{ data.list[1] | upper }}",
+                &s
+            ),
+            r#"campaign.url {{ tracked("https://x.example/a\"b") }} {{ campaign.name }} {{ campaign.urls }} {% for i in [{"a": none}] %}{{ "Monday" }}{% endfor %} {{ x.campaign.n }} {{ "b" | upper }}"#
+        );
     }
 }
 

@@ -16,20 +16,28 @@
 // Screenshots, the server log and browser console output go to target/e2e-artifacts/.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import https from 'node:https';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import {
+  apiPost,
+  clickNav,
+  createAdmin,
+  launchBrowser,
+  maybeUiProxy,
+  openPage,
+  repoRoot,
+  sleep,
+  startServer,
+  startSmtpSink,
+  stepper,
+  stopServer,
+  until,
+  withPrerequisites,
+} from './lib.mjs';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const artifacts = path.join(repoRoot, 'target', 'e2e-artifacts');
-const bin = path.resolve(repoRoot, process.env.MAILSTEAD_BIN || 'target/debug/mailstead');
-const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
-const requirePeers = process.env.MAILSTEAD_REQUIRE_PEERS === '1';
+let chromium = null;
 
 const ADMIN_EMAIL = 'admin@example.test';
 const ADMIN_PASSWORD = 'correct-horse-battery-staple-42';
@@ -58,202 +66,11 @@ const VALID_ROWS = 3 + FILLERS;
 
 // ------------------------------------------------------------------ prerequisites
 
-function isExecutable(p) {
-  try {
-    fs.accessSync(p, fs.constants.X_OK);
-    return fs.statSync(p).isFile();
-  } catch {
-    return false;
-  }
-}
-
-const missing = [];
-if (!isExecutable(bin)) missing.push(`server binary not found or not executable: ${bin} (build it with \`cargo build\` or set MAILSTEAD_BIN)`);
-if (!isExecutable(chromiumPath)) missing.push(`chromium not found: ${chromiumPath} (apt-get install chromium, or set CHROMIUM)`);
-let chromium = null;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (e) {
-  missing.push(`playwright-core is not installed (run \`npm ci\` in tests/e2e): ${e.message.split('\n')[0]}`);
-}
-
-if (missing.length) {
-  const why = missing.join('; ');
-  if (requirePeers) {
-    test('admin console e2e prerequisites (MAILSTEAD_REQUIRE_PEERS=1)', () => {
-      assert.fail(`e2e prerequisites missing: ${why}`);
-    });
-  } else {
-    console.log(`admin console e2e skipped: ${why}`);
-    test('admin console end-to-end', { skip: `prerequisites missing: ${why}` }, () => {});
-  }
-} else {
+await withPrerequisites('admin console end-to-end', (c) => {
+  chromium = c;
   defineSuite();
-}
+});
 
-// ------------------------------------------------------------------ helpers
-
-/** Runs a command; resolves to its output (stdout + stderr, or only stdout with `stdoutOnly`). */
-function run(cmd, args, input, { stdoutOnly = false } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let stdout = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0 ? resolve(stdoutOnly ? stdout : out) : reject(new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${code}:\n${out}`)),
-    );
-    child.stdin.end(input ?? '');
-  });
-}
-
-/**
- * A loopback SMTP server that speaks just enough SMTP to accept mail: 220 greeting, 250 to
- * EHLO/HELO/MAIL/RCPT/RSET/NOOP, 354 to DATA, 250 after the lone "." line, 221 to QUIT.
- * Records every accepted recipient and message.
- */
-function startSmtpSink() {
-  const rcpts = [];
-  const messages = [];
-  const sockets = new Set();
-  const srv = net.createServer((sock) => {
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-    sock.on('error', () => {});
-    let buf = '';
-    let data = null;
-    let envelope = [];
-    sock.write('220 e2e-sink ESMTP ready\r\n');
-    sock.on('data', (chunk) => {
-      buf += chunk.toString('latin1');
-      let i;
-      while ((i = buf.indexOf('\r\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        if (data !== null) {
-          if (line === '.') {
-            messages.push({ rcpts: envelope, data: data.join('\r\n') });
-            data = null;
-            envelope = [];
-            sock.write('250 2.0.0 Ok: queued by e2e-sink\r\n');
-          } else data.push(line.startsWith('..') ? line.slice(1) : line);
-          continue;
-        }
-        const verb = line.split(/[ :]/)[0].toUpperCase();
-        if (verb === 'EHLO' || verb === 'HELO') sock.write('250 e2e-sink\r\n');
-        else if (verb === 'MAIL') {
-          envelope = [];
-          sock.write('250 2.1.0 Ok\r\n');
-        } else if (verb === 'RCPT') {
-          const addr = /<([^>]*)>/.exec(line)?.[1] ?? '';
-          envelope.push(addr);
-          rcpts.push(addr);
-          sock.write('250 2.1.5 Ok\r\n');
-        } else if (verb === 'DATA') {
-          data = [];
-          sock.write('354 End data with <CR><LF>.<CR><LF>\r\n');
-        } else if (verb === 'QUIT') sock.end('221 2.0.0 Bye\r\n');
-        else if (verb === 'RSET' || verb === 'NOOP') sock.write('250 2.0.0 Ok\r\n');
-        else sock.write('502 5.5.2 Command not implemented\r\n');
-      }
-    });
-  });
-  return new Promise((resolve, reject) => {
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () =>
-      resolve({
-        port: srv.address().port,
-        rcpts,
-        messages,
-        close: () =>
-          new Promise((r) => {
-            for (const s of sockets) s.destroy();
-            srv.close(() => r());
-          }),
-      }),
-    );
-  });
-}
-
-/** POST JSON to the API with a bearer token (as a script or integration would). */
-function apiPost(url, token, body) {
-  return new Promise((resolve, reject) => {
-    const payload = Buffer.from(JSON.stringify(body));
-    const req = https.request(
-      url,
-      {
-        method: 'POST',
-        rejectUnauthorized: false,
-        timeout: 10_000,
-        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', 'Content-Length': payload.length },
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (d) => (text += d));
-        res.on('end', () => {
-          let json = null;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            /* not JSON */
-          }
-          resolve({ status: res.statusCode, json, text });
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function httpsStatus(url) {
-  return new Promise((resolve) => {
-    const req = https.get(url, { rejectUnauthorized: false, timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', () => resolve(0));
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Poll fn() until it returns a truthy value; fail with the last observed value after `timeout`. */
-async function until(what, fn, timeout = STEP_TIMEOUT) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) {
-      throw new Error(`timed out after ${timeout} ms waiting for ${what}; last value: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
-    }
-    await sleep(100);
-  }
-}
 
 // ------------------------------------------------------------------ the suite
 
@@ -270,16 +87,9 @@ function defineSuite() {
   let sink = null;
   let apiToken = null;
   let txMessageId = null;
-  let shot = 0;
-  let failedStep = null;
-  const browserLog = [];
-  const pageErrors = [];
-
-  const screenshot = async (name) => {
-    if (!page) return;
-    const file = path.join(artifacts, `${String(++shot).padStart(2, '0')}-${name}.png`);
-    await page.screenshot({ path: file, fullPage: true }).catch(() => {});
-  };
+  const log = { browserLog: [], pageErrors: [] };
+  const { browserLog, pageErrors } = log;
+  const { screenshot, step } = stepper(artifacts, () => page);
 
   before(async () => {
     await fsp.mkdir(artifacts, { recursive: true });
@@ -287,85 +97,21 @@ function defineSuite() {
     dataDir = path.join(tmpDir, 'data');
     await fsp.mkdir(dataDir);
 
-    await run(bin, ['user', 'create', '--data-dir', dataDir, '--email', ADMIN_EMAIL, '--role', 'admin'], ADMIN_PASSWORD + '\n');
-    // An API token for the transactional send (the last line printed is the token).
-    const tokenOut = await run(bin, ['token', 'create', '--data-dir', dataDir, '--email', ADMIN_EMAIL, '--name', 'e2e'], '', {
-      stdoutOnly: true,
-    });
-    apiToken = tokenOut.trim().split('\n').pop().trim();
-    assert.match(apiToken, /^ms_/, `token create should print the token last; got:\n${tokenOut}`);
+    // An API token for the transactional send.
+    apiToken = await createAdmin(dataDir, ADMIN_EMAIL, ADMIN_PASSWORD);
 
     sink = await startSmtpSink();
 
-    const port = await freePort();
-    base = `https://127.0.0.1:${port}`;
     const logFile = path.join(artifacts, 'server.log');
-    const logFd = fs.openSync(logFile, 'w');
-    server = spawn(bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
-      stdio: ['ignore', logFd, logFd],
-      env: {
-        ...process.env,
-        RUST_LOG: process.env.RUST_LOG || 'info',
-        MAILSTEAD_RELAY: `smtp://127.0.0.1:${sink.port}?tls=none`,
-      },
-    });
-    fs.closeSync(logFd);
-    serverExit = new Promise((resolve) => server.on('exit', (code, signal) => resolve({ code, signal })));
-    let exited = null;
-    serverExit.then((x) => (exited = x));
-    process.on('exit', () => server?.kill('SIGKILL'));
+    ({ server, serverExit, base } = await startServer({
+      dataDir,
+      logFile,
+      env: { MAILSTEAD_RELAY: `smtp://127.0.0.1:${sink.port}?tls=none` },
+    }));
 
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      if (exited) {
-        const log = fs.readFileSync(logFile, 'utf8').slice(-4000);
-        throw new Error(`mailstead serve exited early (${JSON.stringify(exited)}); log tail:\n${log}`);
-      }
-      if ((await httpsStatus(`${base}/healthz`)) === 200) break;
-      if (Date.now() > deadline) {
-        const log = fs.readFileSync(logFile, 'utf8').slice(-4000);
-        throw new Error(`${base}/healthz did not return 200 within 30 s; log tail:\n${log}`);
-      }
-      await sleep(250);
-    }
-
-    if (process.env.E2E_UI_DIST) {
-      const { startUiProxy } = await import(path.join(repoRoot, 'admin-ui', 'dev', 'ui-proxy.mjs'));
-      const tlsDir = path.join(dataDir, 'tls');
-      proxy = await startUiProxy({
-        distDir: path.resolve(repoRoot, process.env.E2E_UI_DIST),
-        upstream: base,
-        cert: fs.readFileSync(path.join(tlsDir, 'cert.pem')),
-        key: fs.readFileSync(path.join(tlsDir, 'key.pem')),
-      });
-      console.log(`console served from ${process.env.E2E_UI_DIST} via ${proxy.url} -> ${base}`);
-      base = proxy.url;
-    }
-
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
-    context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
-    context.setDefaultTimeout(STEP_TIMEOUT);
-    page = await context.newPage();
-    page.on('console', (m) => browserLog.push(`[${m.type()}] ${m.text()}`));
-    page.on('pageerror', (e) => {
-      pageErrors.push(e.message);
-      browserLog.push(`[pageerror] ${e.stack || e.message}`);
-    });
-    page.on('response', (r) => {
-      if (r.status() >= 500) browserLog.push(`[http ${r.status()}] ${r.request().method()} ${r.url()}`);
-    });
+    ({ base, proxy } = await maybeUiProxy(base, dataDir));
+    browser = await launchBrowser(chromium);
+    ({ context, page } = await openPage(browser, log, STEP_TIMEOUT));
   });
 
   after(async () => {
@@ -376,14 +122,7 @@ function defineSuite() {
     }
     await browser?.close().catch(() => {});
     await proxy?.close().catch(() => {});
-    if (server && server.exitCode === null && server.signalCode === null) {
-      server.kill('SIGTERM');
-      const res = await Promise.race([serverExit, sleep(5000).then(() => null)]);
-      if (!res) {
-        server.kill('SIGKILL');
-        await serverExit;
-      }
-    }
+    await stopServer(server, serverExit);
     await sink?.close().catch(() => {});
     if (tmpDir && process.env.E2E_KEEP_DATA !== '1') await fsp.rm(tmpDir, { recursive: true, force: true });
   });
@@ -412,20 +151,6 @@ function defineSuite() {
       return false;
     });
     if (reruns) console.log(`# note: "${name}" became searchable after ${Date.now() - t0} ms (${reruns} re-searches)`);
-  };
-
-  /** Wraps a step so a failure leaves a screenshot behind. */
-  const step = (name, fn) => async (st) => {
-    // Steps build on each other: after a failure the rest would only time out one by one.
-    if (failedStep) return st.skip(`skipped: step "${failedStep}" failed`);
-    try {
-      await fn();
-      await screenshot(name);
-    } catch (e) {
-      failedStep = name;
-      await screenshot(`FAILED-${name}`);
-      throw e;
-    }
   };
 
   test('admin console end-to-end', { timeout: 240_000 }, async (t) => {
@@ -470,7 +195,7 @@ function defineSuite() {
     await t.test(
       'creates a list',
       step('list-created', async () => {
-        await page.getByRole('navigation', { name: 'Primary' }).getByRole('link', { name: 'Lists' }).click();
+        await clickNav(page, 'Lists');
         await page.getByRole('heading', { name: 'Lists', level: 1 }).waitFor();
         await page.locator('#list-name').fill('Newsletter');
         await page.getByRole('button', { name: 'Create list' }).click();
@@ -514,7 +239,7 @@ function defineSuite() {
     await t.test(
       'pages through all contacts with "Load more" and shows the total',
       step('load-more', async () => {
-        await page.getByRole('navigation', { name: 'Primary' }).getByRole('link', { name: 'Contacts' }).click();
+        await clickNav(page, 'Contacts');
         await page.getByRole('heading', { name: 'Contacts', level: 1 }).waitFor();
         const results = page.locator('#contact-results[data-query=""][aria-busy="false"]');
         const rows = results.locator('tbody tr');
@@ -537,7 +262,7 @@ function defineSuite() {
     await t.test(
       'finds a contact by a prefix of the last name while typing',
       step('search-prefix', async () => {
-        await page.getByRole('navigation', { name: 'Primary' }).getByRole('link', { name: 'Contacts' }).click();
+        await clickNav(page, 'Contacts');
         await page.getByRole('heading', { name: 'Contacts', level: 1 }).waitFor();
         const box = page.getByLabel('Search contacts');
         await box.fill('');
@@ -578,7 +303,7 @@ function defineSuite() {
       step('audit-trail', async () => {
         const ada = (await fetchJson(`/api/v1/contacts?q=${encodeURIComponent('Lovelace')}`)).items[0];
         await page.getByTestId('record-history').locator('tr[data-action="update"]', { hasText: NEW_COMPANY }).waitFor();
-        await page.getByRole('navigation', { name: 'Primary' }).getByRole('link', { name: 'Audit' }).click();
+        await clickNav(page, 'Audit');
         await page.getByRole('heading', { name: 'Audit trail', level: 1 }).waitFor();
         await page.locator('#audit-record').fill(`contact:${ada.id}`);
         const row = page.locator(`#audit-results tr[data-record="contact:${ada.id}"][data-action="update"]`, { hasText: NEW_COMPANY });
@@ -676,7 +401,7 @@ function defineSuite() {
     await t.test(
       'finds the recipient in the delivery log, filtered, with status sent',
       step('delivery-log', async () => {
-        await page.getByRole('navigation', { name: 'Primary' }).getByRole('link', { name: 'Deliveries' }).click();
+        await clickNav(page, 'Deliveries');
         await page.getByRole('heading', { name: 'Delivery log', level: 1 }).waitFor();
         // data-query names the filters the rows on screen were loaded with
         const shown = (query) => page.locator(`#delivery-results[data-query="${query}"][aria-busy="false"]`);
@@ -724,7 +449,7 @@ function defineSuite() {
     await t.test(
       'shows queue health per receiving site and refreshes it by itself',
       step('queue', async () => {
-        await page.getByRole('navigation', { name: 'Primary' }).getByRole('link', { name: 'Queue' }).click();
+        await clickNav(page, 'Queue');
         await page.getByRole('heading', { name: 'Queue health', level: 1 }).waitFor();
         const q = await fetchJson('/api/v1/queue');
         const [site, stats] = Object.entries(q.sites).find(([, st]) => st.sent > 0) ?? [];
@@ -786,10 +511,10 @@ function defineSuite() {
           assert.equal(await vp.getByLabel('Company').getAttribute('readonly'), '', 'company is read-only for viewers');
           assert.equal(await vp.getByRole('button', { name: 'Save changes' }).count(), 0, 'no save button for viewers');
           assert.equal(await vp.getByRole('button', { name: 'Delete' }).count(), 0, 'no delete button for viewers');
-          assert.equal(await vp.getByRole('link', { name: 'Users' }).count(), 0, 'viewers do not see Users');
+          assert.equal(await vp.getByRole('link', { name: 'Users', includeHidden: true }).count(), 0, 'viewers do not see Users');
           const vnav = vp.getByRole('navigation', { name: 'Primary' });
-          assert.equal(await vnav.getByRole('link', { name: 'Deliveries' }).count(), 1, 'viewers see the delivery log');
-          assert.equal(await vnav.getByRole('link', { name: 'Queue' }).count(), 1, 'viewers see the queue');
+          assert.equal(await vnav.getByRole('link', { name: 'Deliveries', includeHidden: true }).count(), 1, 'viewers see the delivery log');
+          assert.equal(await vnav.getByRole('link', { name: 'Queue', includeHidden: true }).count(), 1, 'viewers see the queue');
           await vp.screenshot({ path: path.join(artifacts, 'viewer-contact.png'), fullPage: true });
         } finally {
           await vctx.close();
@@ -812,9 +537,9 @@ function defineSuite() {
           await sp.getByRole('button', { name: 'Sign in' }).click();
           await sp.getByTestId('current-role').filter({ hasText: 'sales' }).waitFor();
           const snav = sp.getByRole('navigation', { name: 'Primary' });
-          await snav.getByRole('link', { name: 'Contacts' }).waitFor();
-          assert.equal(await snav.getByRole('link', { name: 'Deliveries' }).count(), 0, 'sales do not see the delivery log');
-          assert.equal(await snav.getByRole('link', { name: 'Queue' }).count(), 0, 'sales do not see the queue');
+          await snav.getByRole('link', { name: 'Contacts', includeHidden: true }).waitFor({ state: 'attached' });
+          assert.equal(await snav.getByRole('link', { name: 'Deliveries', includeHidden: true }).count(), 0, 'sales do not see the delivery log');
+          assert.equal(await snav.getByRole('link', { name: 'Queue', includeHidden: true }).count(), 0, 'sales do not see the queue');
           const res = await sctx.request.get(`${base}/api/v1/deliveries`);
           assert.equal(res.status(), 403, 'the delivery log API refuses sales');
           await sp.goto(`${base}/#/queue`);

@@ -11,17 +11,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
+import { bin, chromiumPath, repoRoot, withPrerequisites } from './lib.mjs';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const artifacts = path.join(repoRoot, 'target', 'e2e-artifacts', 'templates');
-const bin = path.resolve(repoRoot, process.env.MAILSTEAD_BIN || 'target/debug/mailstead');
-const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
-const requirePeers = process.env.MAILSTEAD_REQUIRE_PEERS === '1';
 
 const WIDTHS = [320, 375, 600];
 const PUBLIC_URL = 'https://mail.northbridge.example';
@@ -39,24 +35,7 @@ const BRAND_ENV = {
 // a 160×48 logo, served in place of the brand URL (no network in tests)
 const LOGO_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="320" height="96" viewBox="0 0 320 96"><rect width="320" height="96" rx="8" fill="#1d4e89"/><text x="24" y="60" font-family="sans-serif" font-size="34" font-weight="700" fill="#fff">Northbridge</text></svg>`;
 
-function isExecutable(p) {
-  try {
-    fs.accessSync(p, fs.constants.X_OK);
-    return fs.statSync(p).isFile();
-  } catch {
-    return false;
-  }
-}
-
-const missing = [];
-if (!isExecutable(bin)) missing.push(`mailstead binary not found: ${bin} (cargo build, or set MAILSTEAD_BIN)`);
-if (!isExecutable(chromiumPath)) missing.push(`chromium not found: ${chromiumPath} (apt-get install chromium, or set CHROMIUM)`);
 let chromium = null;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (e) {
-  missing.push(`playwright-core is not installed (run \`npm ci\` in tests/e2e): ${e.message.split('\n')[0]}`);
-}
 
 function run(cmd, args, env) {
   return new Promise((resolve, reject) => {
@@ -69,16 +48,10 @@ function run(cmd, args, env) {
   });
 }
 
-if (missing.length) {
-  const why = missing.join('; ');
-  if (requirePeers) {
-    test('template library browser test prerequisites (MAILSTEAD_REQUIRE_PEERS=1)', () => assert.fail(`missing: ${why}`));
-  } else {
-    test('template library in chromium', { skip: `prerequisites missing: ${why}` }, () => {});
-  }
-} else {
+await withPrerequisites('template library in chromium', (c) => {
+  chromium = c;
   defineSuite();
-}
+});
 
 function defineSuite() {
   let tmp;

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { api, isAbort, toApiError, type ApiError, type QueueHealth, type TxAccepted } from '../api';
-import { ctl, ErrorBanner, Field, formatAge, formatTime, notify, PageHeader, Spinner, useUser } from '../components';
+import { ctl, ErrorBanner, Field, formatAge, formatTime, notify, PageHeader, Spinner, usePolling, useUser } from '../components';
 import { href } from '../router';
 
 const REFRESH_MS = 5000;
@@ -34,30 +34,10 @@ export function QueuePage() {
 
   // Refresh every 5 s while the page is visible; at once when it becomes visible again.
   useEffect(() => {
-    let timer: ReturnType<typeof setInterval> | undefined;
-    const start = () => {
-      if (timer === undefined) timer = setInterval(load, REFRESH_MS);
-    };
-    const stop = () => {
-      if (timer !== undefined) clearInterval(timer);
-      timer = undefined;
-    };
-    const onVisibility = () => {
-      if (document.hidden) stop();
-      else {
-        load();
-        start();
-      }
-    };
     load();
-    if (!document.hidden) start();
-    document.addEventListener('visibilitychange', onVisibility);
-    return () => {
-      stop();
-      document.removeEventListener('visibilitychange', onVisibility);
-      abortRef.current?.abort();
-    };
+    return () => abortRef.current?.abort();
   }, [load]);
+  usePolling(load, REFRESH_MS);
 
   const sites = queue ? Object.entries(queue.sites).sort((a, b) => b[1].waiting - a[1].waiting || a[0].localeCompare(b[0])) : [];
 
