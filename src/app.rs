@@ -27,6 +27,7 @@ pub struct App {
     pub store: Arc<Store>,
     pub search: Arc<SearchIndex>,
     pub contacts: Arc<Contacts>,
+    pub crm: Arc<crate::crm::Crm>,
     pub feedback: Arc<crate::feedback::Feedback>,
     pub subscriptions: Arc<crate::subscriptions::Subscriptions>,
     pub accounts: Accounts,
@@ -68,6 +69,7 @@ impl App {
         )?;
         let webhooks = Arc::new(crate::webhooks::Webhooks::new(&settings, store.clone()));
         let audit = Arc::new(crate::audit::Audit::new(store.clone())?);
+        let crm = Arc::new(crate::crm::Crm::new(store.clone(), contacts.clone()));
         Ok(App {
             webhooks,
             audit,
@@ -75,6 +77,7 @@ impl App {
             store,
             search,
             contacts,
+            crm,
             feedback,
             subscriptions,
             accounts,

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod contacts;
+pub mod crm;
 pub mod error;
 pub mod imports;
 pub mod messages;
@@ -62,7 +63,7 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Mailstead API", description = "Contacts, lists, imports, users and API tokens. Authenticate with `Authorization: Bearer <token>` or the console session cookie (plus `X-CSRF-Token` on writes). Errors: `{\"error\": {\"code\", \"message\", \"field\"?}}`."),
+    info(title = "Mailstead API", description = "Contacts, lists, CRM (leads, accounts, opportunities, activities, pipeline), imports, users and API tokens. Authenticate with `Authorization: Bearer <token>` or the console session cookie (plus `X-CSRF-Token` on writes). Errors: `{\"error\": {\"code\", \"message\", \"field\"?}}`."),
     paths(
         contacts::search, contacts::create, contacts::get, contacts::update, contacts::delete,
         contacts::lists, contacts::create_list, contacts::get_list, contacts::update_list, contacts::delete_list,
@@ -77,6 +78,12 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
         webhooks_out::list, webhooks_out::create, webhooks_out::get, webhooks_out::update, webhooks_out::delete,
         webhooks_out::enable, webhooks_out::rotate_secret, webhooks_out::test, webhooks_out::deliveries,
         audit::list, audit::export, audit::verify,
+        crm::leads::list, crm::leads::count, crm::leads::create, crm::leads::get, crm::leads::update, crm::leads::delete, crm::convert,
+        crm::accounts::list, crm::accounts::count, crm::accounts::create, crm::accounts::get, crm::accounts::update, crm::accounts::delete,
+        crm::opportunities::list, crm::opportunities::count, crm::opportunities::create, crm::opportunities::get, crm::opportunities::update, crm::opportunities::delete,
+        crm::activities::list, crm::activities::count, crm::activities::create, crm::activities::get, crm::activities::update, crm::activities::delete,
+        crm::timeline, crm::pipeline, crm::stages, crm::set_stages,
+        crm::enrolments, crm::add_enrolment, crm::certifications, crm::add_certification, crm::delete_training, crm::expiring,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth)
@@ -161,6 +168,7 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", g(audit::list))
         .route("/audit/export", g(audit::export))
         .route("/audit/verify", g(audit::verify))
+        .merge(crm::routes())
         .route("/openapi.json", g(openapi))
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(max_body))

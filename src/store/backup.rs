@@ -54,6 +54,14 @@ macro_rules! for_each_table {
         n += $f($src, $dst, audit::AUDIT)?;
         n += $f($src, $dst, audit::AUDIT_BY_RECORD)?;
         n += $f($src, $dst, audit::AUDIT_BY_ACTOR)?;
+        n += $f($src, $dst, crm::LEADS)?;
+        n += $f($src, $dst, crm::ACCOUNTS)?;
+        n += $f($src, $dst, crm::OPPORTUNITIES)?;
+        n += $f($src, $dst, crm::ACTIVITIES)?;
+        n += $f($src, $dst, crm::ENROLMENTS)?;
+        n += $f($src, $dst, crm::CERTIFICATIONS)?;
+        n += $f($src, $dst, crm::INDEX)?;
+        n += $f($src, $dst, crm::SEQ)?;
         n
     }};
 }

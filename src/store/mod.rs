@@ -7,6 +7,7 @@ mod accounts;
 pub mod audit;
 mod backup;
 mod contacts;
+pub mod crm;
 pub mod events;
 mod imports;
 mod lists;
@@ -53,7 +54,7 @@ pub(crate) const IMPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("im
 pub const TOMBSTONE: u64 = 1 << 63;
 
 /// Schema version this build writes. Migrations bring older stores forward at start.
-pub const SCHEMA_VERSION: u64 = 4;
+pub const SCHEMA_VERSION: u64 = 5;
 const DB_FILE: &str = "mailstead.redb";
 
 #[derive(Debug, thiserror::Error)]
@@ -229,6 +230,18 @@ impl Store {
                     wtx.open_table(audit::AUDIT)?;
                     wtx.open_table(audit::AUDIT_BY_RECORD)?;
                     wtx.open_table(audit::AUDIT_BY_ACTOR)?;
+                }
+                4 => {
+                    // v5: the CRM (leads, accounts, opportunities, activities, training
+                    // records) and its index.
+                    wtx.open_table(crm::LEADS)?;
+                    wtx.open_table(crm::ACCOUNTS)?;
+                    wtx.open_table(crm::OPPORTUNITIES)?;
+                    wtx.open_table(crm::ACTIVITIES)?;
+                    wtx.open_table(crm::ENROLMENTS)?;
+                    wtx.open_table(crm::CERTIFICATIONS)?;
+                    wtx.open_table(crm::INDEX)?;
+                    wtx.open_table(crm::SEQ)?;
                 }
                 _ => {
                     return Err(StoreError::Invalid(format!(

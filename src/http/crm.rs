@@ -1,0 +1,711 @@
+//! `/api/v1/leads`, `/accounts`, `/opportunities`, `/activities`, lead conversion, the
+//! pipeline board, record timelines and training records on contacts. Handlers translate
+//! HTTP to [`crate::crm::Crm`] calls; rules and access live there and in `policy`.
+
+use super::AppState;
+use super::auth::Authed;
+use super::error::{ApiError, ErrorBody, Json, Path, Query, blocking};
+use crate::crm::model::{
+    Account, Activity, Address, Certification, Enrolment, EnrolmentStatus, Lead, Opportunity, Stage,
+};
+use crate::crm::{
+    AccountInput, ActivityInput, Board, ConsentInput, ConvertInput, Converted, CrmError, LeadInput,
+    ListQuery, OpportunityInput, TimelineItem,
+};
+use crate::model::Id;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::{Deserialize, Deserializer, Serialize};
+
+impl From<CrmError> for ApiError {
+    fn from(e: CrmError) -> Self {
+        match e {
+            CrmError::Invalid { field, message } => {
+                let code = match field {
+                    "amount" => "invalid_amount",
+                    "currency" => "invalid_currency",
+                    "stage" => "unknown_stage",
+                    "parent_id" => "invalid_parent",
+                    "email" => "invalid_email",
+                    _ => "invalid_field",
+                };
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).field(field)
+            }
+            CrmError::NotFound(what) => ApiError::not_found(what),
+            CrmError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            CrmError::Denied(d) => d.into(),
+            CrmError::Contact(c) => c.into(),
+            CrmError::Store(e) => ApiError::internal(e),
+            e @ CrmError::Injected(_) => ApiError::internal(e),
+        }
+    }
+}
+
+/// `"field": null` is `Some(None)` (clear it); a missing field is `None` (leave it).
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentBody {
+    pub purpose: String,
+    #[serde(default)]
+    pub source: String,
+    pub wording: Option<String>,
+}
+
+/// Body of `POST /api/v1/leads` and `PATCH /api/v1/leads/{id}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeadBody {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub job_title: Option<String>,
+    pub company: Option<String>,
+    pub website: Option<String>,
+    pub industry: Option<String>,
+    pub company_size: Option<String>,
+    pub country: Option<String>,
+    pub source: Option<String>,
+    /// new, contacted, qualified, disqualified (converted: only by conversion).
+    pub status: Option<String>,
+    pub score: Option<i64>,
+    /// User id (null: unassigned).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
+    pub assigned_to: Option<Option<Id>>,
+    /// A consent to record (appended, with time and client address).
+    pub consent: Option<ConsentBody>,
+}
+
+impl From<LeadBody> for LeadInput {
+    fn from(b: LeadBody) -> Self {
+        LeadInput {
+            first_name: b.first_name,
+            last_name: b.last_name,
+            email: b.email,
+            phone: b.phone,
+            job_title: b.job_title,
+            company: b.company,
+            website: b.website,
+            industry: b.industry,
+            company_size: b.company_size,
+            country: b.country,
+            source: b.source,
+            status: b.status,
+            score: b.score,
+            assigned_to: b.assigned_to,
+            consent: b.consent.map(|c| ConsentInput {
+                purpose: c.purpose,
+                source: c.source,
+                wording: c.wording,
+            }),
+        }
+    }
+}
+
+/// Body of `POST /api/v1/accounts` and `PATCH /api/v1/accounts/{id}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountBody {
+    pub name: Option<String>,
+    pub domain: Option<String>,
+    pub industry: Option<String>,
+    pub size: Option<String>,
+    pub address: Option<Address>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
+    pub parent_id: Option<Option<Id>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
+    pub owner_id: Option<Option<Id>>,
+}
+
+impl From<AccountBody> for AccountInput {
+    fn from(b: AccountBody) -> Self {
+        AccountInput {
+            name: b.name,
+            domain: b.domain,
+            industry: b.industry,
+            size: b.size,
+            address: b.address,
+            parent_id: b.parent_id,
+            owner_id: b.owner_id,
+        }
+    }
+}
+
+/// Body of `POST /api/v1/opportunities` and `PATCH /api/v1/opportunities/{id}`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpportunityBody {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
+    pub account_id: Option<Option<Id>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
+    pub contact_id: Option<Option<Id>>,
+    pub programme: Option<String>,
+    /// A non-negative decimal, as a string ("1250.00") or a number.
+    #[schema(value_type = Option<String>)]
+    pub amount: Option<serde_json::Value>,
+    /// ISO 4217 code (default EUR).
+    pub currency: Option<String>,
+    /// A stage of the pipeline's stage table.
+    pub stage: Option<String>,
+    /// `YYYY-MM-DD`, or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub expected_close: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
+    pub owner_id: Option<Option<Id>>,
+    pub lost_reason: Option<String>,
+}
+
+impl From<OpportunityBody> for OpportunityInput {
+    fn from(b: OpportunityBody) -> Self {
+        OpportunityInput {
+            name: b.name,
+            account_id: b.account_id,
+            contact_id: b.contact_id,
+            programme: b.programme,
+            amount: b.amount.map(|v| match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            }),
+            currency: b.currency,
+            stage: b.stage,
+            expected_close: b.expected_close,
+            owner_id: b.owner_id,
+            lost_reason: b.lost_reason,
+        }
+    }
+}
+
+/// Body of `POST /api/v1/activities` and `PATCH /api/v1/activities/{id}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityBody {
+    /// call, meeting, email, note or task.
+    pub kind: Option<String>,
+    pub subject: Option<String>,
+    pub body: Option<String>,
+    /// `lead:ID`, `contact:ID`, `account:ID` or `opportunity:ID` (null: none).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub record: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub due: Option<Option<String>>,
+    pub done: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
+    pub owner_id: Option<Option<Id>>,
+}
+
+impl From<ActivityBody> for ActivityInput {
+    fn from(b: ActivityBody) -> Self {
+        ActivityInput {
+            kind: b.kind,
+            subject: b.subject,
+            body: b.body,
+            record: b.record,
+            due: b.due,
+            done: b.done,
+            owner_id: b.owner_id,
+        }
+    }
+}
+
+/// Body of `POST /api/v1/leads/{id}/convert`; everything is optional.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConvertBody {
+    #[serde(default)]
+    pub create_opportunity: bool,
+    pub opportunity: Option<OpportunityBody>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListParams {
+    /// Leads: new, contacted, qualified, disqualified, converted.
+    pub status: Option<String>,
+    /// Opportunities: a stage name.
+    pub stage: Option<String>,
+    /// A user id, `me` or `none`.
+    pub owner: Option<String>,
+    /// Opportunities of an account; leads converted into it.
+    pub account: Option<Id>,
+    /// Opportunities with this primary contact; leads converted into it.
+    pub contact: Option<Id>,
+    /// Accounts: sub-accounts of this account.
+    pub parent: Option<Id>,
+    /// Activities: call, meeting, email, note, task.
+    pub kind: Option<String>,
+    /// Activities: of this record (`lead:5`).
+    pub record: Option<String>,
+    /// Word prefixes of names, emails, companies, subjects.
+    pub q: Option<String>,
+    /// `-created` (default), `created`, `name`, `updated`; opportunities also `amount`,
+    /// `close`; leads `score`; activities `due`. A leading `-` sorts descending.
+    pub sort: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 100 (default 25).
+    pub limit: Option<usize>,
+}
+
+impl From<ListParams> for ListQuery {
+    fn from(p: ListParams) -> Self {
+        ListQuery {
+            status: p.status,
+            stage: p.stage,
+            owner: p.owner,
+            account: p.account,
+            contact: p.contact,
+            parent: p.parent,
+            kind: p.kind,
+            record: p.record,
+            q: p.q,
+            sort: p.sort,
+            cursor: p.cursor,
+            limit: p.limit,
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Count {
+    pub count: u64,
+}
+
+macro_rules! page_type {
+    ($name:ident, $rec:ty) => {
+        #[derive(Serialize, utoipa::ToSchema)]
+        pub struct $name {
+            pub items: Vec<$rec>,
+            pub next_cursor: Option<String>,
+            pub total: u64,
+        }
+        impl From<crate::crm::Page<$rec>> for $name {
+            fn from(p: crate::crm::Page<$rec>) -> Self {
+                $name {
+                    items: p.items,
+                    next_cursor: p.next_cursor,
+                    total: p.total,
+                }
+            }
+        }
+    };
+}
+page_type!(LeadPage, Lead);
+page_type!(AccountPage, Account);
+page_type!(OpportunityPage, Opportunity);
+page_type!(ActivityPage, Activity);
+
+/// The list, count, get, create, update and delete handlers of one record kind.
+macro_rules! crud {
+    ($m:ident, $rec:ident, $body:ident, $input:ident, $page:ident, $path:tt, $idpath:tt, $countpath:tt, $tag:tt,
+     $list:ident, $create:ident, $get:ident, $update:ident, $delete:ident) => {
+        pub mod $m {
+            use super::*;
+
+            #[utoipa::path(get, path = $path, params(ListParams), tag = $tag,
+                responses((status = 200, body = $page), (status = 422, body = ErrorBody)))]
+            pub async fn list(
+                State(app): State<AppState>,
+                Authed(actor): Authed,
+                Query(p): Query<ListParams>,
+            ) -> Result<Json<$page>, ApiError> {
+                let q: ListQuery = p.into();
+                Ok(Json(blocking(move || app.crm.$list(&actor, &q)).await?.into()))
+            }
+
+            /// How many records match the same filters as the list (within the caller's scope).
+            #[utoipa::path(get, path = $countpath, params(ListParams), tag = $tag,
+                responses((status = 200, body = Count), (status = 422, body = ErrorBody)))]
+            pub async fn count(
+                State(app): State<AppState>,
+                Authed(actor): Authed,
+                Query(p): Query<ListParams>,
+            ) -> Result<Json<Count>, ApiError> {
+                let mut q: ListQuery = p.into();
+                q.limit = Some(1);
+                q.cursor = None;
+                let page = blocking(move || app.crm.$list(&actor, &q)).await?;
+                Ok(Json(Count { count: page.total }))
+            }
+
+            #[utoipa::path(post, path = $path, request_body = $body, tag = $tag,
+                responses((status = 201, body = $rec), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+            pub async fn create(
+                State(app): State<AppState>,
+                Authed(actor): Authed,
+                Json(body): Json<$body>,
+            ) -> Result<(StatusCode, Json<$rec>), ApiError> {
+                let input: $input = body.into();
+                let r = blocking(move || app.crm.$create(&actor, &input)).await?;
+                Ok((StatusCode::CREATED, Json(r)))
+            }
+
+            #[utoipa::path(get, path = $idpath, tag = $tag,
+                responses((status = 200, body = $rec), (status = 404, body = ErrorBody)))]
+            pub async fn get(
+                State(app): State<AppState>,
+                Authed(actor): Authed,
+                Path(id): Path<Id>,
+            ) -> Result<Json<$rec>, ApiError> {
+                Ok(Json(blocking(move || app.crm.$get(&actor, id)).await?))
+            }
+
+            #[utoipa::path(patch, path = $idpath, request_body = $body, tag = $tag,
+                responses((status = 200, body = $rec), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+            pub async fn update(
+                State(app): State<AppState>,
+                Authed(actor): Authed,
+                Path(id): Path<Id>,
+                Json(body): Json<$body>,
+            ) -> Result<Json<$rec>, ApiError> {
+                let input: $input = body.into();
+                Ok(Json(blocking(move || app.crm.$update(&actor, id, &input)).await?))
+            }
+
+            #[utoipa::path(delete, path = $idpath, tag = $tag,
+                responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+            pub async fn delete(
+                State(app): State<AppState>,
+                Authed(actor): Authed,
+                Path(id): Path<Id>,
+            ) -> Result<StatusCode, ApiError> {
+                blocking(move || app.crm.$delete(&actor, id)).await?;
+                Ok(StatusCode::NO_CONTENT)
+            }
+
+            pub fn routes() -> Router<AppState> {
+                use axum::routing::get as route_get;
+                Router::new()
+                    .route("/", route_get(list).post(create))
+                    .route("/count", route_get(count))
+                    .route("/{id}", route_get(get).patch(update).delete(delete))
+            }
+        }
+    };
+}
+
+crud!(
+    leads,
+    Lead,
+    LeadBody,
+    LeadInput,
+    LeadPage,
+    "/api/v1/leads",
+    "/api/v1/leads/{id}",
+    "/api/v1/leads/count",
+    "leads",
+    leads,
+    create_lead,
+    lead,
+    update_lead,
+    delete_lead
+);
+crud!(
+    accounts,
+    Account,
+    AccountBody,
+    AccountInput,
+    AccountPage,
+    "/api/v1/accounts",
+    "/api/v1/accounts/{id}",
+    "/api/v1/accounts/count",
+    "accounts",
+    accounts,
+    create_account,
+    account,
+    update_account,
+    delete_account
+);
+crud!(
+    opportunities,
+    Opportunity,
+    OpportunityBody,
+    OpportunityInput,
+    OpportunityPage,
+    "/api/v1/opportunities",
+    "/api/v1/opportunities/{id}",
+    "/api/v1/opportunities/count",
+    "opportunities",
+    opportunities,
+    create_opportunity,
+    opportunity,
+    update_opportunity,
+    delete_opportunity
+);
+crud!(
+    activities,
+    Activity,
+    ActivityBody,
+    ActivityInput,
+    ActivityPage,
+    "/api/v1/activities",
+    "/api/v1/activities/{id}",
+    "/api/v1/activities/count",
+    "activities",
+    activities,
+    create_activity,
+    activity,
+    update_activity,
+    delete_activity
+);
+
+#[utoipa::path(post, path = "/api/v1/leads/{id}/convert", request_body = ConvertBody, tag = "leads",
+    responses((status = 200, body = Converted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn convert(
+    State(app): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<Id>,
+    body: axum::body::Bytes,
+) -> Result<Json<Converted>, ApiError> {
+    // the body is optional: an empty one converts with the defaults
+    let b: ConvertBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ConvertBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            let (status, code) = if e.is_data() {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
+            } else {
+                (StatusCode::BAD_REQUEST, "invalid_json")
+            };
+            ApiError::new(
+                status,
+                code,
+                format!("the body is not a valid conversion request: {e}"),
+            )
+        })?
+    };
+    let input = ConvertInput {
+        create_opportunity: b.create_opportunity,
+        opportunity: b.opportunity.unwrap_or_default().into(),
+    };
+    Ok(Json(
+        blocking(move || app.crm.convert(&actor, id, &input)).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/records/{kind}/{id}/timeline", tag = "timeline",
+    params(("kind" = String, Path, description = "lead, contact, account or opportunity")),
+    responses((status = 200, body = Vec<TimelineItem>), (status = 404, body = ErrorBody)))]
+pub async fn timeline(
+    State(app): State<AppState>,
+    Authed(actor): Authed,
+    Path((kind, id)): Path<(String, Id)>,
+) -> Result<Json<Vec<TimelineItem>>, ApiError> {
+    Ok(Json(
+        blocking(move || app.crm.timeline(&actor, &kind, id)).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct BoardParams {
+    /// Only this owner's opportunities: a user id, `me` or `none`.
+    pub owner: Option<String>,
+    /// Cards per stage, 0 to 50 (default 10).
+    pub cards: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/api/v1/pipeline", params(BoardParams), tag = "opportunities",
+    responses((status = 200, body = Board), (status = 422, body = ErrorBody)))]
+pub async fn pipeline(
+    State(app): State<AppState>,
+    Authed(actor): Authed,
+    Query(p): Query<BoardParams>,
+) -> Result<Json<Board>, ApiError> {
+    let owner = match p.owner.as_deref().map(str::trim) {
+        None => None,
+        Some("none") => Some(None),
+        Some("me") => Some(Some(actor.user_id)),
+        Some(n) => Some(Some(n.parse::<Id>().map_err(|_| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                "owner is a user id, 'me' or 'none'",
+            )
+            .field("owner")
+        })?)),
+    };
+    let cards = p.cards.unwrap_or(10).min(50);
+    Ok(Json(
+        blocking(move || app.crm.board(&actor, owner, cards)).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/pipeline/stages", tag = "opportunities",
+    responses((status = 200, body = Vec<Stage>)))]
+pub async fn stages(
+    State(app): State<AppState>,
+    Authed(actor): Authed,
+) -> Result<Json<Vec<Stage>>, ApiError> {
+    Ok(Json(blocking(move || app.crm.stages(&actor)).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/pipeline/stages", request_body = Vec<Stage>, tag = "opportunities",
+    responses((status = 200, body = Vec<Stage>), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_stages(
+    State(app): State<AppState>,
+    Authed(actor): Authed,
+    Json(body): Json<Vec<Stage>>,
+) -> Result<Json<Vec<Stage>>, ApiError> {
+    Ok(Json(
+        blocking(move || app.crm.set_stages(&actor, &body)).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentBody {
+    pub programme: String,
+    /// `YYYY-MM-DD`.
+    pub start: String,
+    pub end: Option<String>,
+    pub status: Option<EnrolmentStatus>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertificationBody {
+    pub name: String,
+    /// `YYYY-MM-DD`.
+    pub issued: String,
+    pub expires: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/enrolments", tag = "training",
+    responses((status = 200, body = Vec<Enrolment>), (status = 404, body = ErrorBody)))]
+pub async fn enrolments(
+    State(app): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<Id>,
+) -> Result<Json<Vec<Enrolment>>, ApiError> {
+    Ok(Json(
+        blocking(move || app.crm.enrolments(&actor, id)).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/enrolments", request_body = EnrolmentBody, tag = "training",
+    responses((status = 201, body = Enrolment), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn add_enrolment(
+    State(app): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<Id>,
+    Json(b): Json<EnrolmentBody>,
+) -> Result<(StatusCode, Json<Enrolment>), ApiError> {
+    let e = blocking(move || {
+        app.crm.add_enrolment(
+            &actor,
+            id,
+            &b.programme,
+            &b.start,
+            b.end.as_deref(),
+            b.status.unwrap_or(EnrolmentStatus::Enrolled),
+        )
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(e)))
+}
+
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/certifications", tag = "training",
+    responses((status = 200, body = Vec<Certification>), (status = 404, body = ErrorBody)))]
+pub async fn certifications(
+    State(app): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<Id>,
+) -> Result<Json<Vec<Certification>>, ApiError> {
+    Ok(Json(
+        blocking(move || app.crm.certifications(&actor, id)).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/certifications", request_body = CertificationBody, tag = "training",
+    responses((status = 201, body = Certification), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn add_certification(
+    State(app): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<Id>,
+    Json(b): Json<CertificationBody>,
+) -> Result<(StatusCode, Json<Certification>), ApiError> {
+    let c = blocking(move || {
+        app.crm
+            .add_certification(&actor, id, &b.name, &b.issued, b.expires.as_deref())
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/contacts/{id}/{what}/{item}", tag = "training",
+    params(("what" = String, Path, description = "enrolments or certifications")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_training(
+    State(app): State<AppState>,
+    Authed(actor): Authed,
+    Path((id, what, item)): Path<(Id, String, Id)>,
+) -> Result<StatusCode, ApiError> {
+    let what = match what.as_str() {
+        "enrolments" => "enrolment",
+        "certifications" => "certification",
+        _ => return Err(ApiError::not_found("route")),
+    };
+    blocking(move || app.crm.delete_training(&actor, id, what, item)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ExpiringParams {
+    /// Expiring within this many days from today (default 60).
+    pub days: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/certifications/expiring", params(ExpiringParams), tag = "training",
+    responses((status = 200, body = Vec<Certification>), (status = 422, body = ErrorBody)))]
+pub async fn expiring(
+    State(app): State<AppState>,
+    Authed(actor): Authed,
+    Query(p): Query<ExpiringParams>,
+) -> Result<Json<Vec<Certification>>, ApiError> {
+    Ok(Json(
+        blocking(move || app.crm.expiring(&actor, p.days.unwrap_or(60))).await?,
+    ))
+}
+
+/// The CRM routes, nested under `/api/v1`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .nest("/leads", leads::routes())
+        .route("/leads/{id}/convert", post(convert))
+        .nest("/accounts", accounts::routes())
+        .nest("/opportunities", opportunities::routes())
+        .nest("/activities", activities::routes())
+        .route("/records/{kind}/{id}/timeline", get(timeline))
+        .route("/pipeline", get(pipeline))
+        .route("/pipeline/stages", get(stages).put(set_stages))
+        .route(
+            "/contacts/{id}/enrolments",
+            get(enrolments).post(add_enrolment),
+        )
+        .route(
+            "/contacts/{id}/certifications",
+            get(certifications).post(add_certification),
+        )
+        .route(
+            "/contacts/{id}/{what}/{item}",
+            axum::routing::delete(delete_training),
+        )
+        .route("/certifications/expiring", get(expiring))
+}
