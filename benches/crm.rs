@@ -9,7 +9,7 @@
 //! `p95_ms` values (target < 50 ms).
 
 use mailstead::contacts::Contacts;
-use mailstead::crm::model::{Account, Address, Lead, LeadStatus, Opportunity};
+use mailstead::crm::model::{Account, Address, Lead, LeadStatus, Opportunity, default_stages};
 use mailstead::crm::{Crm, ListQuery};
 use mailstead::model::{Role, now};
 use mailstead::policy::Actor;
@@ -19,14 +19,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 const SALES_PEOPLE: u64 = 20;
-const STAGES: [(&str, u8); 6] = [
-    ("prospecting", 10),
-    ("qualification", 20),
-    ("proposal", 50),
-    ("negotiation", 80),
-    ("won", 100),
-    ("lost", 0),
-];
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -36,16 +28,12 @@ fn env(name: &str, default: usize) -> usize {
 }
 
 fn lead(i: usize) -> Lead {
-    let t = now();
     Lead {
-        id: 0,
         first_name: ["Amira", "Ben", "Chloé", "Dmitri", "Eun-ji", "Farah"][i % 6].into(),
         last_name: format!("Learner{i}"),
         email: format!("learner{i}@company{}.example", i % 5000),
-        phone: String::new(),
         job_title: "Quality manager".into(),
         company: format!("Company {} Training", i % 5000),
-        website: String::new(),
         industry: ["pharma", "energy", "logistics"][i % 3].into(),
         company_size: "51-200".into(),
         country: "DE".into(),
@@ -54,13 +42,7 @@ fn lead(i: usize) -> Lead {
         score: (i % 100) as i64,
         // one in ten unassigned, the rest spread over the sales people
         assigned_to: (!i.is_multiple_of(10)).then_some(1 + i as u64 % SALES_PEOPLE),
-        consents: Vec::new(),
-        converted_contact_id: None,
-        converted_account_id: None,
-        converted_opportunity_id: None,
-        converted_at: None,
-        created_at: t,
-        updated_at: t,
+        ..Lead::blank()
     }
 }
 
@@ -82,7 +64,8 @@ fn account(i: usize) -> Account {
 
 fn opportunity(i: usize, accounts: usize) -> Opportunity {
     let t = now();
-    let (stage, probability) = STAGES[i % STAGES.len()];
+    let stages = default_stages();
+    let stage = &stages[i % stages.len()];
     Opportunity {
         id: 0,
         name: format!("ISO course {i}"),
@@ -91,8 +74,8 @@ fn opportunity(i: usize, accounts: usize) -> Opportunity {
         programme: "ISO 9001 lead auditor".into(),
         amount: Some(format!("{}.50", 1000 + i % 9000)),
         currency: ["EUR", "USD", "GBP"][i % 3].into(),
-        stage: stage.into(),
-        probability,
+        stage: stage.name.clone(),
+        probability: stage.probability,
         expected_close: Some("2027-06-30".into()),
         owner_id: Some(1 + i as u64 % SALES_PEOPLE),
         lost_reason: String::new(),

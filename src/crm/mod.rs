@@ -18,7 +18,7 @@ use model::{
     Account, Activity, ActivityKind, Address, Certification, Enrolment, EnrolmentStatus, Kind,
     Lead, LeadStatus, Opportunity, Stage,
 };
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
 
@@ -190,14 +190,36 @@ fn clean_domain(v: &str) -> Result<String> {
 
 // ---- inputs: fields to create or change; `None` leaves a field as it is ----
 
-#[derive(Debug, Clone, Default)]
+/// `"field": null` is `Some(None)` (clear it); a missing field is `None` (leave it).
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// An amount given as a JSON string or number, kept as text for exact decimal parsing (any
+/// other JSON value is kept as its text and refused by the validation with a clear message).
+fn amount_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    Ok(
+        Option::<serde_json::Value>::deserialize(d)?.map(|v| match v {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        }),
+    )
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ConsentInput {
     pub purpose: String,
+    #[serde(default)]
     pub source: String,
     pub wording: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
+/// A lead to create, or the fields to change (`PATCH` semantics: a missing field is kept).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LeadInput {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -210,53 +232,92 @@ pub struct LeadInput {
     pub company_size: Option<String>,
     pub country: Option<String>,
     pub source: Option<String>,
+    /// new, contacted, qualified, disqualified (converted: only by conversion).
     pub status: Option<String>,
     pub score: Option<i64>,
+    /// User id (null: unassigned).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
     pub assigned_to: Option<Option<Id>>,
+    /// A consent to record (appended, with time and client address).
     pub consent: Option<ConsentInput>,
 }
 
-#[derive(Debug, Clone, Default)]
+/// An account to create, or the fields to change.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AccountInput {
     pub name: Option<String>,
     pub domain: Option<String>,
     pub industry: Option<String>,
     pub size: Option<String>,
     pub address: Option<Address>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
     pub parent_id: Option<Option<Id>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
     pub owner_id: Option<Option<Id>>,
 }
 
-#[derive(Debug, Clone, Default)]
+/// An opportunity to create, or the fields to change.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct OpportunityInput {
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
     pub account_id: Option<Option<Id>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
     pub contact_id: Option<Option<Id>>,
     pub programme: Option<String>,
-    /// A decimal number as text ("1250.00").
+    /// A non-negative decimal, as a string ("1250.00") or a number.
+    #[serde(default, deserialize_with = "amount_text")]
     pub amount: Option<String>,
+    /// ISO 4217 code (default EUR).
     pub currency: Option<String>,
+    /// A stage of the pipeline's stage table.
     pub stage: Option<String>,
+    /// `YYYY-MM-DD`, or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub expected_close: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
     pub owner_id: Option<Option<Id>>,
     pub lost_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
+/// An activity to create, or the fields to change.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ActivityInput {
+    /// call, meeting, email, note or task.
     pub kind: Option<String>,
     pub subject: Option<String>,
     pub body: Option<String>,
+    /// `lead:ID`, `contact:ID`, `account:ID` or `opportunity:ID` (null: none).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub record: Option<Option<String>>,
+    /// `YYYY-MM-DD` (tasks), or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub due: Option<Option<String>>,
     pub done: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
     pub owner_id: Option<Option<Id>>,
 }
 
-/// `POST /leads/{id}/convert`'s options.
-#[derive(Debug, Clone, Default)]
+/// Lead conversion's options; everything is optional.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ConvertInput {
+    #[serde(default)]
     pub create_opportunity: bool,
+    #[serde(default)]
     pub opportunity: OpportunityInput,
 }
 
@@ -267,24 +328,33 @@ pub struct Converted {
     pub opportunity_id: Option<Id>,
 }
 
-/// List filters; each is optional.
-#[derive(Debug, Clone, Default)]
+/// List filters (the query string of the list and count routes); each is optional.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
+    /// Leads: new, contacted, qualified, disqualified, converted.
     pub status: Option<String>,
+    /// Opportunities: a stage name.
     pub stage: Option<String>,
     /// A user id, `me` or `none`.
     pub owner: Option<String>,
+    /// Opportunities of an account; leads converted into it.
     pub account: Option<Id>,
+    /// Opportunities with this primary contact; leads converted into it.
     pub contact: Option<Id>,
+    /// Accounts: sub-accounts of this account.
     pub parent: Option<Id>,
+    /// Activities: call, meeting, email, note, task.
     pub kind: Option<String>,
+    /// Activities: of this record (`lead:5`).
     pub record: Option<String>,
     /// Word prefixes of names, emails, companies, subjects.
     pub q: Option<String>,
-    /// `created`/`-created` (default `-created`), `name`, `updated`, and for opportunities
-    /// `amount` and `close` (a leading `-` sorts descending).
+    /// `-created` (default), `created`, `name`, `updated`; opportunities also `amount`,
+    /// `close`; leads `score`; activities `due`. A leading `-` sorts descending.
     pub sort: Option<String>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Page size, 1 to 100 (default 25).
     pub limit: Option<usize>,
 }
 
@@ -425,6 +495,31 @@ pub struct CurrencyTotal {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Board {
     pub stages: Vec<StageColumn>,
+}
+
+/// Enrolments and certifications: records of one contact.
+pub trait TrainingRecord: CrmRecord {
+    /// The singular name (`enrolment`), also the index key's first part.
+    const WHAT: &'static str;
+    /// The contact's field in audit entries (`enrolments`).
+    const FIELD: &'static str;
+    fn contact_id(&self) -> Id;
+}
+
+impl TrainingRecord for Enrolment {
+    const WHAT: &'static str = "enrolment";
+    const FIELD: &'static str = "enrolments";
+    fn contact_id(&self) -> Id {
+        self.contact_id
+    }
+}
+
+impl TrainingRecord for Certification {
+    const WHAT: &'static str = "certification";
+    const FIELD: &'static str = "certifications";
+    fn contact_id(&self) -> Id {
+        self.contact_id
+    }
 }
 
 /// The CRM service.
@@ -730,34 +825,13 @@ impl Crm {
     pub fn create_lead(&self, actor: &Actor, input: &LeadInput) -> Result<Lead> {
         actor.check_crm_kind(Kind::Lead, Action::Create)?;
         self.store.write_crm(|tx| {
-            let t = now();
             let mut l = Lead {
-                id: 0,
-                first_name: String::new(),
-                last_name: String::new(),
-                email: String::new(),
-                phone: String::new(),
-                job_title: String::new(),
-                company: String::new(),
-                website: String::new(),
-                industry: String::new(),
-                company_size: String::new(),
-                country: String::new(),
-                source: String::new(),
-                status: LeadStatus::New,
-                score: 0,
                 assigned_to: if input.assigned_to.is_none() {
                     actor.default_owner()
                 } else {
                     None
                 },
-                consents: Vec::new(),
-                converted_contact_id: None,
-                converted_account_id: None,
-                converted_opportunity_id: None,
-                converted_at: None,
-                created_at: t,
-                updated_at: t,
+                ..Lead::blank()
             };
             self.apply_lead(tx, actor, &mut l, input)?;
             if !l.email.is_empty() && !tx.ids(&format!("lead/email/{}", l.email))?.is_empty() {
@@ -1642,7 +1716,7 @@ impl Crm {
                 items.extend(s.items(&rec));
             }
         }
-        items.sort_by(|a, b| b.at.cmp(&a.at));
+        items.sort_by_key(|i| std::cmp::Reverse(i.at));
         Ok(items)
     }
 
@@ -1652,6 +1726,25 @@ impl Crm {
         let c = self.contacts.get(actor, contact_id)?;
         actor.check_contact(&c, action)?;
         Ok(())
+    }
+
+    /// Writes a new training record of a contact, with its audit entry on the contact.
+    fn insert_training<R: TrainingRecord>(&self, actor: &Actor, r: R) -> Result<R> {
+        self.store.write_crm(|tx| {
+            let r = tx.insert(r)?;
+            Entry::new(
+                actor,
+                AuditAction::Update,
+                record("contact", r.contact_id()),
+            )
+            .changes(Changes::default().set(
+                R::FIELD,
+                serde_json::Value::Null,
+                serde_json::to_value(&r).unwrap_or_default(),
+            ))
+            .append(tx.wtx())?;
+            Ok(r)
+        })
     }
 
     pub fn add_enrolment(
@@ -1673,34 +1766,16 @@ impl Crm {
         if end.as_ref().is_some_and(|e| *e < start) {
             return Err(invalid("end", "the end date is before the start date"));
         }
-        self.store.write_crm(|tx| {
-            let e = tx.insert(Enrolment {
-                id: 0,
-                contact_id,
-                programme,
-                start,
-                end,
-                status,
-                created_at: now(),
-            })?;
-            Entry::new(actor, AuditAction::Update, record("contact", contact_id))
-                .changes(Changes::default().set(
-                    "enrolments",
-                    serde_json::Value::Null,
-                    serde_json::to_value(&e).unwrap_or_default(),
-                ))
-                .append(tx.wtx())?;
-            Ok(e)
-        })
-    }
-
-    pub fn enrolments(&self, actor: &Actor, contact_id: Id) -> Result<Vec<Enrolment>> {
-        self.contact_for(actor, contact_id, Action::Read)?;
-        Ok(self.store.crm_get_many(
-            &self
-                .store
-                .crm_ids(&format!("enrolment/contact/{contact_id}"))?,
-        )?)
+        let e = Enrolment {
+            id: 0,
+            contact_id,
+            programme,
+            start,
+            end,
+            status,
+            created_at: now(),
+        };
+        self.insert_training(actor, e)
     }
 
     pub fn add_certification(
@@ -1724,68 +1799,45 @@ impl Crm {
                 "the expiry date is before the issue date",
             ));
         }
-        self.store.write_crm(|tx| {
-            let c = tx.insert(Certification {
-                id: 0,
-                contact_id,
-                name,
-                issued,
-                expires,
-                created_at: now(),
-            })?;
-            Entry::new(actor, AuditAction::Update, record("contact", contact_id))
-                .changes(Changes::default().set(
-                    "certifications",
-                    serde_json::Value::Null,
-                    serde_json::to_value(&c).unwrap_or_default(),
-                ))
-                .append(tx.wtx())?;
-            Ok(c)
-        })
+        let c = Certification {
+            id: 0,
+            contact_id,
+            name,
+            issued,
+            expires,
+            created_at: now(),
+        };
+        self.insert_training(actor, c)
     }
 
-    pub fn certifications(&self, actor: &Actor, contact_id: Id) -> Result<Vec<Certification>> {
+    /// A contact's enrolments or certifications.
+    pub fn training<R: TrainingRecord>(&self, actor: &Actor, contact_id: Id) -> Result<Vec<R>> {
         self.contact_for(actor, contact_id, Action::Read)?;
-        Ok(self.store.crm_get_many(
-            &self
-                .store
-                .crm_ids(&format!("certification/contact/{contact_id}"))?,
-        )?)
+        let ids = self
+            .store
+            .crm_ids(&format!("{}/contact/{contact_id}", R::WHAT))?;
+        Ok(self.store.crm_get_many(&ids)?)
     }
 
     /// Deletes an enrolment or certification of a contact.
-    pub fn delete_training(&self, actor: &Actor, contact_id: Id, what: &str, id: Id) -> Result<()> {
+    pub fn delete_training<R: TrainingRecord>(
+        &self,
+        actor: &Actor,
+        contact_id: Id,
+        id: Id,
+    ) -> Result<()> {
         self.contact_for(actor, contact_id, Action::Update)?;
         self.store.write_crm(|tx| {
-            let removed = match what {
-                "enrolment" => tx
-                    .get::<Enrolment>(id)?
-                    .filter(|e| e.contact_id == contact_id)
-                    .map(|e| serde_json::to_value(e).unwrap_or_default()),
-                _ => tx
-                    .get::<Certification>(id)?
-                    .filter(|c| c.contact_id == contact_id)
-                    .map(|c| serde_json::to_value(c).unwrap_or_default()),
+            let Some(old) = tx.get::<R>(id)?.filter(|r| r.contact_id() == contact_id) else {
+                return Err(CrmError::NotFound(R::WHAT));
             };
-            let Some(old) = removed else {
-                return Err(CrmError::NotFound(if what == "enrolment" {
-                    "enrolment"
-                } else {
-                    "certification"
-                }));
-            };
-            if what == "enrolment" {
-                tx.delete::<Enrolment>(id)?;
-            } else {
-                tx.delete::<Certification>(id)?;
-            }
-            let field = if what == "enrolment" {
-                "enrolments"
-            } else {
-                "certifications"
-            };
+            tx.delete::<R>(id)?;
             Entry::new(actor, AuditAction::Update, record("contact", contact_id))
-                .changes(Changes::default().set(field, old, serde_json::Value::Null))
+                .changes(Changes::default().set(
+                    R::FIELD,
+                    serde_json::to_value(&old).unwrap_or_default(),
+                    serde_json::Value::Null,
+                ))
                 .append(tx.wtx())?;
             Ok(())
         })

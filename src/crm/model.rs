@@ -130,6 +130,37 @@ pub struct Lead {
     pub updated_at: OffsetDateTime,
 }
 
+impl Lead {
+    /// A new lead with nothing filled in: status new, unassigned, created now.
+    pub fn blank() -> Lead {
+        let t = crate::model::now();
+        Lead {
+            id: 0,
+            first_name: String::new(),
+            last_name: String::new(),
+            email: String::new(),
+            phone: String::new(),
+            job_title: String::new(),
+            company: String::new(),
+            website: String::new(),
+            industry: String::new(),
+            company_size: String::new(),
+            country: String::new(),
+            source: String::new(),
+            status: LeadStatus::New,
+            score: 0,
+            assigned_to: None,
+            consents: Vec::new(),
+            converted_contact_id: None,
+            converted_account_id: None,
+            converted_opportunity_id: None,
+            converted_at: None,
+            created_at: t,
+            updated_at: t,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Address {
     #[serde(default)]

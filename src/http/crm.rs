@@ -6,18 +6,18 @@ use super::AppState;
 use super::auth::Authed;
 use super::error::{ApiError, ErrorBody, Json, Path, Query, blocking};
 use crate::crm::model::{
-    Account, Activity, Address, Certification, Enrolment, EnrolmentStatus, Lead, Opportunity, Stage,
+    Account, Activity, Certification, Enrolment, EnrolmentStatus, Lead, Opportunity, Stage,
 };
 use crate::crm::{
-    AccountInput, ActivityInput, Board, ConsentInput, ConvertInput, Converted, CrmError, LeadInput,
-    ListQuery, OpportunityInput, TimelineItem,
+    AccountInput, ActivityInput, Board, ConvertInput, Converted, CrmError, LeadInput, ListQuery,
+    OpportunityInput, TimelineItem,
 };
 use crate::model::Id;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 impl From<CrmError> for ApiError {
     fn from(e: CrmError) -> Self {
@@ -39,246 +39,6 @@ impl From<CrmError> for ApiError {
             CrmError::Contact(c) => c.into(),
             CrmError::Store(e) => ApiError::internal(e),
             e @ CrmError::Injected(_) => ApiError::internal(e),
-        }
-    }
-}
-
-/// `"field": null` is `Some(None)` (clear it); a missing field is `None` (leave it).
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ConsentBody {
-    pub purpose: String,
-    #[serde(default)]
-    pub source: String,
-    pub wording: Option<String>,
-}
-
-/// Body of `POST /api/v1/leads` and `PATCH /api/v1/leads/{id}`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LeadBody {
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub job_title: Option<String>,
-    pub company: Option<String>,
-    pub website: Option<String>,
-    pub industry: Option<String>,
-    pub company_size: Option<String>,
-    pub country: Option<String>,
-    pub source: Option<String>,
-    /// new, contacted, qualified, disqualified (converted: only by conversion).
-    pub status: Option<String>,
-    pub score: Option<i64>,
-    /// User id (null: unassigned).
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u64>)]
-    pub assigned_to: Option<Option<Id>>,
-    /// A consent to record (appended, with time and client address).
-    pub consent: Option<ConsentBody>,
-}
-
-impl From<LeadBody> for LeadInput {
-    fn from(b: LeadBody) -> Self {
-        LeadInput {
-            first_name: b.first_name,
-            last_name: b.last_name,
-            email: b.email,
-            phone: b.phone,
-            job_title: b.job_title,
-            company: b.company,
-            website: b.website,
-            industry: b.industry,
-            company_size: b.company_size,
-            country: b.country,
-            source: b.source,
-            status: b.status,
-            score: b.score,
-            assigned_to: b.assigned_to,
-            consent: b.consent.map(|c| ConsentInput {
-                purpose: c.purpose,
-                source: c.source,
-                wording: c.wording,
-            }),
-        }
-    }
-}
-
-/// Body of `POST /api/v1/accounts` and `PATCH /api/v1/accounts/{id}`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AccountBody {
-    pub name: Option<String>,
-    pub domain: Option<String>,
-    pub industry: Option<String>,
-    pub size: Option<String>,
-    pub address: Option<Address>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u64>)]
-    pub parent_id: Option<Option<Id>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u64>)]
-    pub owner_id: Option<Option<Id>>,
-}
-
-impl From<AccountBody> for AccountInput {
-    fn from(b: AccountBody) -> Self {
-        AccountInput {
-            name: b.name,
-            domain: b.domain,
-            industry: b.industry,
-            size: b.size,
-            address: b.address,
-            parent_id: b.parent_id,
-            owner_id: b.owner_id,
-        }
-    }
-}
-
-/// Body of `POST /api/v1/opportunities` and `PATCH /api/v1/opportunities/{id}`.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OpportunityBody {
-    pub name: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u64>)]
-    pub account_id: Option<Option<Id>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u64>)]
-    pub contact_id: Option<Option<Id>>,
-    pub programme: Option<String>,
-    /// A non-negative decimal, as a string ("1250.00") or a number.
-    #[schema(value_type = Option<String>)]
-    pub amount: Option<serde_json::Value>,
-    /// ISO 4217 code (default EUR).
-    pub currency: Option<String>,
-    /// A stage of the pipeline's stage table.
-    pub stage: Option<String>,
-    /// `YYYY-MM-DD`, or null.
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub expected_close: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u64>)]
-    pub owner_id: Option<Option<Id>>,
-    pub lost_reason: Option<String>,
-}
-
-impl From<OpportunityBody> for OpportunityInput {
-    fn from(b: OpportunityBody) -> Self {
-        OpportunityInput {
-            name: b.name,
-            account_id: b.account_id,
-            contact_id: b.contact_id,
-            programme: b.programme,
-            amount: b.amount.map(|v| match v {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            }),
-            currency: b.currency,
-            stage: b.stage,
-            expected_close: b.expected_close,
-            owner_id: b.owner_id,
-            lost_reason: b.lost_reason,
-        }
-    }
-}
-
-/// Body of `POST /api/v1/activities` and `PATCH /api/v1/activities/{id}`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ActivityBody {
-    /// call, meeting, email, note or task.
-    pub kind: Option<String>,
-    pub subject: Option<String>,
-    pub body: Option<String>,
-    /// `lead:ID`, `contact:ID`, `account:ID` or `opportunity:ID` (null: none).
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub record: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub due: Option<Option<String>>,
-    pub done: Option<bool>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u64>)]
-    pub owner_id: Option<Option<Id>>,
-}
-
-impl From<ActivityBody> for ActivityInput {
-    fn from(b: ActivityBody) -> Self {
-        ActivityInput {
-            kind: b.kind,
-            subject: b.subject,
-            body: b.body,
-            record: b.record,
-            due: b.due,
-            done: b.done,
-            owner_id: b.owner_id,
-        }
-    }
-}
-
-/// Body of `POST /api/v1/leads/{id}/convert`; everything is optional.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ConvertBody {
-    #[serde(default)]
-    pub create_opportunity: bool,
-    pub opportunity: Option<OpportunityBody>,
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct ListParams {
-    /// Leads: new, contacted, qualified, disqualified, converted.
-    pub status: Option<String>,
-    /// Opportunities: a stage name.
-    pub stage: Option<String>,
-    /// A user id, `me` or `none`.
-    pub owner: Option<String>,
-    /// Opportunities of an account; leads converted into it.
-    pub account: Option<Id>,
-    /// Opportunities with this primary contact; leads converted into it.
-    pub contact: Option<Id>,
-    /// Accounts: sub-accounts of this account.
-    pub parent: Option<Id>,
-    /// Activities: call, meeting, email, note, task.
-    pub kind: Option<String>,
-    /// Activities: of this record (`lead:5`).
-    pub record: Option<String>,
-    /// Word prefixes of names, emails, companies, subjects.
-    pub q: Option<String>,
-    /// `-created` (default), `created`, `name`, `updated`; opportunities also `amount`,
-    /// `close`; leads `score`; activities `due`. A leading `-` sorts descending.
-    pub sort: Option<String>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Page size, 1 to 100 (default 25).
-    pub limit: Option<usize>,
-}
-
-impl From<ListParams> for ListQuery {
-    fn from(p: ListParams) -> Self {
-        ListQuery {
-            status: p.status,
-            stage: p.stage,
-            owner: p.owner,
-            account: p.account,
-            contact: p.contact,
-            parent: p.parent,
-            kind: p.kind,
-            record: p.record,
-            q: p.q,
-            sort: p.sort,
-            cursor: p.cursor,
-            limit: p.limit,
         }
     }
 }
@@ -314,45 +74,42 @@ page_type!(ActivityPage, Activity);
 
 /// The list, count, get, create, update and delete handlers of one record kind.
 macro_rules! crud {
-    ($m:ident, $rec:ident, $body:ident, $input:ident, $page:ident, $path:tt, $idpath:tt, $countpath:tt, $tag:tt,
+    ($m:ident, $rec:ident, $input:ident, $page:ident, $path:tt, $idpath:tt, $countpath:tt, $tag:tt,
      $list:ident, $create:ident, $get:ident, $update:ident, $delete:ident) => {
         pub mod $m {
             use super::*;
 
-            #[utoipa::path(get, path = $path, params(ListParams), tag = $tag,
+            #[utoipa::path(get, path = $path, params(ListQuery), tag = $tag,
                 responses((status = 200, body = $page), (status = 422, body = ErrorBody)))]
             pub async fn list(
                 State(app): State<AppState>,
                 Authed(actor): Authed,
-                Query(p): Query<ListParams>,
+                Query(q): Query<ListQuery>,
             ) -> Result<Json<$page>, ApiError> {
-                let q: ListQuery = p.into();
                 Ok(Json(blocking(move || app.crm.$list(&actor, &q)).await?.into()))
             }
 
             /// How many records match the same filters as the list (within the caller's scope).
-            #[utoipa::path(get, path = $countpath, params(ListParams), tag = $tag,
+            #[utoipa::path(get, path = $countpath, params(ListQuery), tag = $tag,
                 responses((status = 200, body = Count), (status = 422, body = ErrorBody)))]
             pub async fn count(
                 State(app): State<AppState>,
                 Authed(actor): Authed,
-                Query(p): Query<ListParams>,
+                Query(mut q): Query<ListQuery>,
             ) -> Result<Json<Count>, ApiError> {
-                let mut q: ListQuery = p.into();
                 q.limit = Some(1);
                 q.cursor = None;
                 let page = blocking(move || app.crm.$list(&actor, &q)).await?;
                 Ok(Json(Count { count: page.total }))
             }
 
-            #[utoipa::path(post, path = $path, request_body = $body, tag = $tag,
+            #[utoipa::path(post, path = $path, request_body = $input, tag = $tag,
                 responses((status = 201, body = $rec), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
             pub async fn create(
                 State(app): State<AppState>,
                 Authed(actor): Authed,
-                Json(body): Json<$body>,
+                Json(input): Json<$input>,
             ) -> Result<(StatusCode, Json<$rec>), ApiError> {
-                let input: $input = body.into();
                 let r = blocking(move || app.crm.$create(&actor, &input)).await?;
                 Ok((StatusCode::CREATED, Json(r)))
             }
@@ -367,15 +124,14 @@ macro_rules! crud {
                 Ok(Json(blocking(move || app.crm.$get(&actor, id)).await?))
             }
 
-            #[utoipa::path(patch, path = $idpath, request_body = $body, tag = $tag,
+            #[utoipa::path(patch, path = $idpath, request_body = $input, tag = $tag,
                 responses((status = 200, body = $rec), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
             pub async fn update(
                 State(app): State<AppState>,
                 Authed(actor): Authed,
                 Path(id): Path<Id>,
-                Json(body): Json<$body>,
+                Json(input): Json<$input>,
             ) -> Result<Json<$rec>, ApiError> {
-                let input: $input = body.into();
                 Ok(Json(blocking(move || app.crm.$update(&actor, id, &input)).await?))
             }
 
@@ -404,7 +160,6 @@ macro_rules! crud {
 crud!(
     leads,
     Lead,
-    LeadBody,
     LeadInput,
     LeadPage,
     "/api/v1/leads",
@@ -420,7 +175,6 @@ crud!(
 crud!(
     accounts,
     Account,
-    AccountBody,
     AccountInput,
     AccountPage,
     "/api/v1/accounts",
@@ -436,7 +190,6 @@ crud!(
 crud!(
     opportunities,
     Opportunity,
-    OpportunityBody,
     OpportunityInput,
     OpportunityPage,
     "/api/v1/opportunities",
@@ -452,7 +205,6 @@ crud!(
 crud!(
     activities,
     Activity,
-    ActivityBody,
     ActivityInput,
     ActivityPage,
     "/api/v1/activities",
@@ -466,7 +218,7 @@ crud!(
     delete_activity
 );
 
-#[utoipa::path(post, path = "/api/v1/leads/{id}/convert", request_body = ConvertBody, tag = "leads",
+#[utoipa::path(post, path = "/api/v1/leads/{id}/convert", request_body = ConvertInput, tag = "leads",
     responses((status = 200, body = Converted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn convert(
     State(app): State<AppState>,
@@ -475,8 +227,8 @@ pub async fn convert(
     body: axum::body::Bytes,
 ) -> Result<Json<Converted>, ApiError> {
     // the body is optional: an empty one converts with the defaults
-    let b: ConvertBody = if body.iter().all(u8::is_ascii_whitespace) {
-        ConvertBody::default()
+    let input: ConvertInput = if body.iter().all(u8::is_ascii_whitespace) {
+        ConvertInput::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| {
             let (status, code) = if e.is_data() {
@@ -490,10 +242,6 @@ pub async fn convert(
                 format!("the body is not a valid conversion request: {e}"),
             )
         })?
-    };
-    let input = ConvertInput {
-        create_opportunity: b.create_opportunity,
-        opportunity: b.opportunity.unwrap_or_default().into(),
     };
     Ok(Json(
         blocking(move || app.crm.convert(&actor, id, &input)).await?,
@@ -595,7 +343,7 @@ pub async fn enrolments(
     Path(id): Path<Id>,
 ) -> Result<Json<Vec<Enrolment>>, ApiError> {
     Ok(Json(
-        blocking(move || app.crm.enrolments(&actor, id)).await?,
+        blocking(move || app.crm.training::<Enrolment>(&actor, id)).await?,
     ))
 }
 
@@ -629,7 +377,7 @@ pub async fn certifications(
     Path(id): Path<Id>,
 ) -> Result<Json<Vec<Certification>>, ApiError> {
     Ok(Json(
-        blocking(move || app.crm.certifications(&actor, id)).await?,
+        blocking(move || app.crm.training::<Certification>(&actor, id)).await?,
     ))
 }
 
@@ -657,12 +405,15 @@ pub async fn delete_training(
     Authed(actor): Authed,
     Path((id, what, item)): Path<(Id, String, Id)>,
 ) -> Result<StatusCode, ApiError> {
-    let what = match what.as_str() {
-        "enrolments" => "enrolment",
-        "certifications" => "certification",
+    match what.as_str() {
+        "enrolments" => {
+            blocking(move || app.crm.delete_training::<Enrolment>(&actor, id, item)).await?
+        }
+        "certifications" => {
+            blocking(move || app.crm.delete_training::<Certification>(&actor, id, item)).await?
+        }
         _ => return Err(ApiError::not_found("route")),
-    };
-    blocking(move || app.crm.delete_training(&actor, id, what, item)).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -58,28 +58,41 @@ fn word_keys(kind: &str, out: &mut Vec<(String, Vec<u8>)>, texts: &[&str]) {
     }
 }
 
+/// The index rows of a record: `(key, payload)`.
+pub trait Indexed {
+    fn index_rows(&self) -> Vec<(String, Vec<u8>)>;
+}
+
 /// A record kind the CRM store keeps: its table and the index rows it has.
-pub trait CrmRecord: Serialize + DeserializeOwned {
+pub trait CrmRecord: Serialize + DeserializeOwned + Indexed {
     const TABLE: TableDefinition<'static, u64, &'static [u8]>;
     const NAME: &'static str;
     fn id(&self) -> Id;
     fn set_id(&mut self, id: Id);
-    fn index_rows(&self) -> Vec<(String, Vec<u8>)>;
+}
+
+macro_rules! crm_record {
+    ($t:ty, $table:expr, $name:literal) => {
+        impl CrmRecord for $t {
+            const TABLE: TableDefinition<'static, u64, &'static [u8]> = $table;
+            const NAME: &'static str = $name;
+            fn id(&self) -> Id {
+                self.id
+            }
+            fn set_id(&mut self, id: Id) {
+                self.id = id;
+            }
+        }
+    };
 }
 
 fn key(k: String) -> (String, Vec<u8>) {
     (k, Vec::new())
 }
 
-impl CrmRecord for Lead {
-    const TABLE: TableDefinition<'static, u64, &'static [u8]> = LEADS;
-    const NAME: &'static str = "crm_leads";
-    fn id(&self) -> Id {
-        self.id
-    }
-    fn set_id(&mut self, id: Id) {
-        self.id = id;
-    }
+crm_record!(Lead, LEADS, "crm_leads");
+
+impl Indexed for Lead {
     fn index_rows(&self) -> Vec<(String, Vec<u8>)> {
         let mut v = vec![
             key(owner_key("lead", self.assigned_to)),
@@ -108,15 +121,9 @@ impl CrmRecord for Lead {
     }
 }
 
-impl CrmRecord for Account {
-    const TABLE: TableDefinition<'static, u64, &'static [u8]> = ACCOUNTS;
-    const NAME: &'static str = "crm_accounts";
-    fn id(&self) -> Id {
-        self.id
-    }
-    fn set_id(&mut self, id: Id) {
-        self.id = id;
-    }
+crm_record!(Account, ACCOUNTS, "crm_accounts");
+
+impl Indexed for Account {
     fn index_rows(&self) -> Vec<(String, Vec<u8>)> {
         let mut v = vec![
             key(owner_key("account", self.owner_id)),
@@ -172,15 +179,9 @@ fn stage_row(id: Id, p: &[u8]) -> StageRow {
     }
 }
 
-impl CrmRecord for Opportunity {
-    const TABLE: TableDefinition<'static, u64, &'static [u8]> = OPPORTUNITIES;
-    const NAME: &'static str = "crm_opportunities";
-    fn id(&self) -> Id {
-        self.id
-    }
-    fn set_id(&mut self, id: Id) {
-        self.id = id;
-    }
+crm_record!(Opportunity, OPPORTUNITIES, "crm_opportunities");
+
+impl Indexed for Opportunity {
     fn index_rows(&self) -> Vec<(String, Vec<u8>)> {
         let mut v = vec![
             key(owner_key("opportunity", self.owner_id)),
@@ -200,15 +201,9 @@ impl CrmRecord for Opportunity {
     }
 }
 
-impl CrmRecord for Activity {
-    const TABLE: TableDefinition<'static, u64, &'static [u8]> = ACTIVITIES;
-    const NAME: &'static str = "crm_activities";
-    fn id(&self) -> Id {
-        self.id
-    }
-    fn set_id(&mut self, id: Id) {
-        self.id = id;
-    }
+crm_record!(Activity, ACTIVITIES, "crm_activities");
+
+impl Indexed for Activity {
     fn index_rows(&self) -> Vec<(String, Vec<u8>)> {
         let mut v = vec![
             key(owner_key("activity", self.owner_id)),
@@ -227,29 +222,17 @@ impl CrmRecord for Activity {
     }
 }
 
-impl CrmRecord for Enrolment {
-    const TABLE: TableDefinition<'static, u64, &'static [u8]> = ENROLMENTS;
-    const NAME: &'static str = "crm_enrolments";
-    fn id(&self) -> Id {
-        self.id
-    }
-    fn set_id(&mut self, id: Id) {
-        self.id = id;
-    }
+crm_record!(Enrolment, ENROLMENTS, "crm_enrolments");
+
+impl Indexed for Enrolment {
     fn index_rows(&self) -> Vec<(String, Vec<u8>)> {
         vec![key(format!("enrolment/contact/{}", self.contact_id))]
     }
 }
 
-impl CrmRecord for Certification {
-    const TABLE: TableDefinition<'static, u64, &'static [u8]> = CERTIFICATIONS;
-    const NAME: &'static str = "crm_certifications";
-    fn id(&self) -> Id {
-        self.id
-    }
-    fn set_id(&mut self, id: Id) {
-        self.id = id;
-    }
+crm_record!(Certification, CERTIFICATIONS, "crm_certifications");
+
+impl Indexed for Certification {
     fn index_rows(&self) -> Vec<(String, Vec<u8>)> {
         let mut v = vec![key(format!("certification/contact/{}", self.contact_id))];
         if let Some(e) = &self.expires {
