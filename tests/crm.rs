@@ -619,6 +619,21 @@ fn access_matrix() {
                 expected.len() as u64,
                 "{role} searches {kind}"
             );
+            let r = call(&s, tok, "GET", &format!("/api/v1/{kind}/export"), None);
+            assert_eq!(r.status(), 200, "{role} exports {kind}");
+            let csv = r.text().unwrap();
+            assert_eq!(
+                csv.lines().count() - 1,
+                expected.len(),
+                "{role} exports {kind}: {csv}"
+            );
+            if kind == "opportunities" {
+                assert_eq!(
+                    csv.contains("1000.00"),
+                    *role != "marketing",
+                    "{role} export amounts"
+                );
+            }
             let mine_filter = call(
                 &s,
                 tok,

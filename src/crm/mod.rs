@@ -5,8 +5,11 @@
 //! the pipeline board and per-record timelines. Nothing here knows about HTTP.
 //! Blocking code: callers on the async runtime use `spawn_blocking`.
 
+mod export;
 pub mod model;
 pub mod money;
+
+pub use export::Exported;
 
 use crate::audit::{Changes, Entry, record};
 use crate::contacts::{ContactError, Contacts, clean_text, decode_cursor, encode_cursor};
@@ -374,6 +377,12 @@ pub trait Listed: CrmRecord + Clone {
     fn owner(&self) -> Option<Id>;
     /// A comparable value for `sort=<field>`; `None` when the kind has no such field.
     fn sort_value(&self, field: &str) -> Option<String>;
+    /// The index conditions of the kind's own list filters.
+    fn filters(store: &Store, q: &ListQuery) -> Result<Vec<Vec<Term>>>;
+}
+
+fn key_term(k: String) -> Vec<Term> {
+    vec![Term::Key(k)]
 }
 
 fn time_key(t: OffsetDateTime) -> String {
@@ -382,6 +391,20 @@ fn time_key(t: OffsetDateTime) -> String {
 
 impl Listed for Lead {
     const KIND: Kind = Kind::Lead;
+    fn filters(_: &Store, q: &ListQuery) -> Result<Vec<Vec<Term>>> {
+        let mut g = Vec::new();
+        if let Some(s) = &q.status {
+            let s: LeadStatus = s.trim().parse().map_err(|m: String| invalid("status", m))?;
+            g.push(key_term(format!("lead/status/{}", s.as_str())));
+        }
+        if let Some(a) = q.account {
+            g.push(key_term(format!("lead/account/{a}")));
+        }
+        if let Some(c) = q.contact {
+            g.push(key_term(format!("lead/contact/{c}")));
+        }
+        Ok(g)
+    }
     fn owner(&self) -> Option<Id> {
         self.assigned_to
     }
@@ -397,6 +420,12 @@ impl Listed for Lead {
 
 impl Listed for Account {
     const KIND: Kind = Kind::Account;
+    fn filters(_: &Store, q: &ListQuery) -> Result<Vec<Vec<Term>>> {
+        Ok(q.parent
+            .map(|p| key_term(format!("account/parent/{p}")))
+            .into_iter()
+            .collect())
+    }
     fn owner(&self) -> Option<Id> {
         self.owner_id
     }
@@ -411,6 +440,20 @@ impl Listed for Account {
 
 impl Listed for Opportunity {
     const KIND: Kind = Kind::Opportunity;
+    fn filters(store: &Store, q: &ListQuery) -> Result<Vec<Vec<Term>>> {
+        let mut g = Vec::new();
+        if let Some(s) = &q.stage {
+            let stage = Crm::stage_of(&store.crm_stages()?, s)?;
+            g.push(key_term(format!("opportunity/stage/{}", stage.name)));
+        }
+        if let Some(a) = q.account {
+            g.push(key_term(format!("opportunity/account/{a}")));
+        }
+        if let Some(c) = q.contact {
+            g.push(key_term(format!("opportunity/contact/{c}")));
+        }
+        Ok(g)
+    }
     fn owner(&self) -> Option<Id> {
         self.owner_id
     }
@@ -434,6 +477,16 @@ impl Listed for Opportunity {
 
 impl Listed for Activity {
     const KIND: Kind = Kind::Activity;
+    fn filters(_: &Store, q: &ListQuery) -> Result<Vec<Vec<Term>>> {
+        let mut g = Vec::new();
+        if let Some(k) = &q.kind {
+            g.push(key_term(format!("activity/kind/{}", k.trim())));
+        }
+        if let Some(r) = &q.record {
+            g.push(key_term(format!("activity/record/{}", r.trim())));
+        }
+        Ok(g)
+    }
     fn owner(&self) -> Option<Id> {
         self.owner_id
     }
@@ -634,13 +687,11 @@ impl Crm {
         })
     }
 
-    fn list<R: Listed>(
-        &self,
-        actor: &Actor,
-        mut groups: Vec<Vec<Term>>,
-        q: &ListQuery,
-    ) -> Result<Page<R>> {
+    /// The index conditions of a list query: the kind's filters, the actor's scope, the
+    /// owner filter and the words of `q`.
+    fn conditions<R: Listed>(&self, actor: &Actor, q: &ListQuery) -> Result<Vec<Vec<Term>>> {
         let kind = R::KIND;
+        let mut groups = R::filters(&self.store, q)?;
         if let CrmScope::Owned { user, unassigned } = actor.crm_scope(kind) {
             let mut g = vec![Term::Key(owner_index(kind.as_str(), Some(user)))];
             if unassigned {
@@ -669,6 +720,12 @@ impl Crm {
                 groups.push(vec![Term::Prefix(format!("{}/q/{w}", kind.as_str()))]);
             }
         }
+        Ok(groups)
+    }
+
+    fn list<R: Listed>(&self, actor: &Actor, q: &ListQuery) -> Result<Page<R>> {
+        let kind = R::KIND;
+        let groups = self.conditions::<R>(actor, q)?;
         let offset = match q.cursor.as_deref() {
             Some(c) if !c.is_empty() => decode_cursor(c)?,
             _ => 0,
@@ -876,18 +933,7 @@ impl Crm {
     }
 
     pub fn leads(&self, actor: &Actor, q: &ListQuery) -> Result<Page<Lead>> {
-        let mut g = Vec::new();
-        if let Some(s) = &q.status {
-            let s: LeadStatus = s.trim().parse().map_err(|m: String| invalid("status", m))?;
-            g.push(vec![Term::Key(format!("lead/status/{}", s.as_str()))]);
-        }
-        if let Some(a) = q.account {
-            g.push(vec![Term::Key(format!("lead/account/{a}"))]);
-        }
-        if let Some(c) = q.contact {
-            g.push(vec![Term::Key(format!("lead/contact/{c}"))]);
-        }
-        self.list(actor, g, q)
+        self.list(actor, q)
     }
 
     // ---- accounts ----
@@ -1013,11 +1059,7 @@ impl Crm {
     }
 
     pub fn accounts(&self, actor: &Actor, q: &ListQuery) -> Result<Page<Account>> {
-        let mut g = Vec::new();
-        if let Some(p) = q.parent {
-            g.push(vec![Term::Key(format!("account/parent/{p}"))]);
-        }
-        self.list(actor, g, q)
+        self.list(actor, q)
     }
 
     // ---- opportunities ----
@@ -1186,17 +1228,6 @@ impl Crm {
     }
 
     pub fn opportunities(&self, actor: &Actor, q: &ListQuery) -> Result<Page<Opportunity>> {
-        let mut g = Vec::new();
-        if let Some(s) = &q.stage {
-            let stage = Self::stage_of(&self.store.crm_stages()?, s)?;
-            g.push(vec![Term::Key(format!("opportunity/stage/{}", stage.name))]);
-        }
-        if let Some(a) = q.account {
-            g.push(vec![Term::Key(format!("opportunity/account/{a}"))]);
-        }
-        if let Some(c) = q.contact {
-            g.push(vec![Term::Key(format!("opportunity/contact/{c}"))]);
-        }
         if !actor.sees_amounts()
             && q.sort
                 .as_deref()
@@ -1207,7 +1238,7 @@ impl Crm {
                 "your role does not see amounts, so it cannot sort by them",
             ));
         }
-        let mut page = self.list::<Opportunity>(actor, g, q)?;
+        let mut page = self.list::<Opportunity>(actor, q)?;
         page.items = page
             .items
             .into_iter()
@@ -1362,14 +1393,7 @@ impl Crm {
     }
 
     pub fn activities(&self, actor: &Actor, q: &ListQuery) -> Result<Page<Activity>> {
-        let mut g = Vec::new();
-        if let Some(k) = &q.kind {
-            g.push(vec![Term::Key(format!("activity/kind/{}", k.trim()))]);
-        }
-        if let Some(r) = &q.record {
-            g.push(vec![Term::Key(format!("activity/record/{}", r.trim()))]);
-        }
-        self.list(actor, g, q)
+        self.list(actor, q)
     }
 
     // ---- conversion ----

@@ -74,7 +74,7 @@ page_type!(ActivityPage, Activity);
 
 /// The list, count, get, create, update and delete handlers of one record kind.
 macro_rules! crud {
-    ($m:ident, $rec:ident, $input:ident, $page:ident, $path:tt, $idpath:tt, $countpath:tt, $tag:tt,
+    ($m:ident, $rec:ident, $input:ident, $page:ident, $path:tt, $idpath:tt, $countpath:tt, $exportpath:tt, $tag:tt,
      $list:ident, $create:ident, $get:ident, $update:ident, $delete:ident) => {
         pub mod $m {
             use super::*;
@@ -101,6 +101,27 @@ macro_rules! crud {
                 q.cursor = None;
                 let page = blocking(move || app.crm.$list(&actor, &q)).await?;
                 Ok(Json(Count { count: page.total }))
+            }
+
+            /// Every record matching the list filters (within the caller's scope) as CSV.
+            #[utoipa::path(get, path = $exportpath, params(ListQuery), tag = $tag,
+                responses((status = 200, content_type = "text/csv", body = String), (status = 422, body = ErrorBody)))]
+            pub async fn export(
+                State(app): State<AppState>,
+                Authed(actor): Authed,
+                Query(q): Query<ListQuery>,
+            ) -> Result<axum::response::Response, ApiError> {
+                use axum::http::header;
+                use axum::response::IntoResponse;
+                let bytes = blocking(move || app.crm.export::<$rec>(&actor, &q)).await?;
+                Ok((
+                    [
+                        (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                        (header::CONTENT_DISPOSITION, concat!("attachment; filename=\"", $tag, ".csv\"")),
+                    ],
+                    bytes,
+                )
+                    .into_response())
             }
 
             #[utoipa::path(post, path = $path, request_body = $input, tag = $tag,
@@ -151,6 +172,7 @@ macro_rules! crud {
                 Router::new()
                     .route("/", route_get(list).post(create))
                     .route("/count", route_get(count))
+                    .route("/export", route_get(export))
                     .route("/{id}", route_get(get).patch(update).delete(delete))
             }
         }
@@ -165,6 +187,7 @@ crud!(
     "/api/v1/leads",
     "/api/v1/leads/{id}",
     "/api/v1/leads/count",
+    "/api/v1/leads/export",
     "leads",
     leads,
     create_lead,
@@ -180,6 +203,7 @@ crud!(
     "/api/v1/accounts",
     "/api/v1/accounts/{id}",
     "/api/v1/accounts/count",
+    "/api/v1/accounts/export",
     "accounts",
     accounts,
     create_account,
@@ -195,6 +219,7 @@ crud!(
     "/api/v1/opportunities",
     "/api/v1/opportunities/{id}",
     "/api/v1/opportunities/count",
+    "/api/v1/opportunities/export",
     "opportunities",
     opportunities,
     create_opportunity,
@@ -210,6 +235,7 @@ crud!(
     "/api/v1/activities",
     "/api/v1/activities/{id}",
     "/api/v1/activities/count",
+    "/api/v1/activities/export",
     "activities",
     activities,
     create_activity,
