@@ -979,3 +979,151 @@ fn bad_input_gets_clear_4xx_and_changes_nothing() {
     let r = s.patch(&opp_path, &json!({"stage": "demo"}));
     assert_eq!(r.json::<Value>().unwrap()["probability"], 40);
 }
+
+fn post_csv(s: &Server, token: &str, path: &str, csv: &str) -> Response {
+    s.client
+        .post(s.url(path))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(csv.to_string())
+        .send()
+        .unwrap()
+}
+
+#[test]
+fn csv_import_and_export() {
+    let s = Server::start_with(&[FAST]);
+    let csv = "First_Name,Email,Company,Score,Status\n\
+               Ann,ann@x.example,Acme,10,new\n\
+               Bob,not-an-email,Acme,5,new\n\
+               Ann B,ANN@x.example,,20,contacted\n\
+               Cy,cy@x.example,Acme,abc,new\n\
+               Di,di@x.example,Acme,1,won\n";
+    let r = post_csv(&s, &s.token, "/api/v1/leads/import", csv);
+    assert_eq!(r.status(), 200);
+    let rep: Value = r.json().unwrap();
+    assert_eq!(
+        (
+            rep["created"].as_u64(),
+            rep["updated"].as_u64(),
+            rep["failed"].as_u64()
+        ),
+        (Some(1), Some(1), Some(3)),
+        "{rep}"
+    );
+    let lines: Vec<u64> = rep["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![3, 5, 6], "{rep}");
+    let leads = s.get_json("/api/v1/leads");
+    assert_eq!(leads["total"], 1);
+    assert_eq!(
+        (
+            leads["items"][0]["first_name"].as_str(),
+            leads["items"][0]["score"].as_u64(),
+            leads["items"][0]["company"].as_str()
+        ),
+        (Some("Ann B"), Some(20), Some("Acme")),
+        "a later row updates the earlier one; empty cells keep values"
+    );
+
+    // accounts: export, then import the export again (rows match by id and name: updates)
+    created(s.post(
+        "/api/v1/accounts",
+        &json!({"name": "Acme", "domain": "acme.example", "address": {"city": "Lyon"}}),
+    ));
+    created(s.post("/api/v1/accounts", &json!({"name": "=HYPERLINK(\"x\")"})));
+    let r = s.get("/api/v1/accounts/export");
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let export = r.text().unwrap();
+    assert!(export.starts_with("id,name,domain"), "{export}");
+    assert!(export.contains("Lyon"));
+    assert!(
+        export.contains("'=HYPERLINK"),
+        "formulas are defused: {export}"
+    );
+    let rep: Value = post_csv(&s, &s.token, "/api/v1/accounts/import", &export)
+        .json()
+        .unwrap();
+    assert_eq!(
+        (
+            rep["created"].as_u64(),
+            rep["updated"].as_u64(),
+            rep["failed"].as_u64()
+        ),
+        (Some(0), Some(2), Some(0)),
+        "{rep}"
+    );
+    // a new account by import, with its address
+    let rep: Value = post_csv(
+        &s,
+        &s.token,
+        "/api/v1/accounts/import",
+        "name,city,parent_id\nGlobex,Paris,4242\nInitech,Oslo,\n",
+    )
+    .json()
+    .unwrap();
+    assert_eq!(
+        (rep["created"].as_u64(), rep["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{rep}"
+    );
+    assert!(
+        rep["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4242")
+    );
+    let accounts = s.get_json("/api/v1/accounts?q=initech");
+    assert_eq!(accounts["items"][0]["address"]["city"], "Oslo");
+    // opportunities: bad amounts and currencies are row errors
+    let rep: Value = post_csv(
+        &s,
+        &s.token,
+        "/api/v1/opportunities/import",
+        "name,amount,currency,stage\nA,100,EUR,proposal\nB,-1,EUR,\nC,5,EURO,\nD,5,EUR,closing\n",
+    )
+    .json()
+    .unwrap();
+    assert_eq!(
+        (rep["created"].as_u64(), rep["failed"].as_u64()),
+        (Some(1), Some(3)),
+        "{rep}"
+    );
+    // who may import: viewers not at all, sales only their own
+    let (_, viewer) = s.user_with_token("v@example.test", "viewer");
+    let (sales_id, sales) = s.user_with_token("s@example.test", "sales");
+    assert_eq!(
+        post_csv(&s, &viewer, "/api/v1/leads/import", "email\nz@x.example\n").status(),
+        403
+    );
+    let rep: Value = post_csv(
+        &s,
+        &sales,
+        "/api/v1/leads/import",
+        &format!("email,assigned_to\nmine@x.example,{sales_id}\nyours@x.example,1\n"),
+    )
+    .json()
+    .unwrap();
+    assert_eq!(
+        (rep["created"].as_u64(), rep["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{rep}"
+    );
+    let (st, _) = error_of(post_csv(
+        &s,
+        &s.token,
+        "/api/v1/leads/import",
+        "colour,size\nred,9\n",
+    ));
+    assert_eq!(st, 422, "a header without any known column");
+}

@@ -6,10 +6,12 @@
 //! Blocking code: callers on the async runtime use `spawn_blocking`.
 
 mod export;
+mod import;
 pub mod model;
 pub mod money;
 
 pub use export::Exported;
+pub use import::{ImportReport, Imported};
 
 use crate::audit::{Changes, Entry, record};
 use crate::contacts::{ContactError, Contacts, clean_text, decode_cursor, encode_cursor};
@@ -881,26 +883,29 @@ impl Crm {
 
     pub fn create_lead(&self, actor: &Actor, input: &LeadInput) -> Result<Lead> {
         actor.check_crm_kind(Kind::Lead, Action::Create)?;
-        self.store.write_crm(|tx| {
-            let mut l = Lead {
-                assigned_to: if input.assigned_to.is_none() {
-                    actor.default_owner()
-                } else {
-                    None
-                },
-                ..Lead::blank()
-            };
-            self.apply_lead(tx, actor, &mut l, input)?;
-            if !l.email.is_empty() && !tx.ids(&format!("lead/email/{}", l.email))?.is_empty() {
-                return Err(CrmError::Conflict(format!(
-                    "a lead with the email {} already exists",
-                    l.email
-                )));
-            }
-            let l = tx.insert(l)?;
-            Self::audit_create(tx, actor, &l)?;
-            Ok(l)
-        })
+        self.store
+            .write_crm(|tx| self.create_lead_in(tx, actor, input))
+    }
+
+    fn create_lead_in(&self, tx: &CrmTx<'_>, actor: &Actor, input: &LeadInput) -> Result<Lead> {
+        let mut l = Lead {
+            assigned_to: if input.assigned_to.is_none() {
+                actor.default_owner()
+            } else {
+                None
+            },
+            ..Lead::blank()
+        };
+        self.apply_lead(tx, actor, &mut l, input)?;
+        if !l.email.is_empty() && !tx.ids(&format!("lead/email/{}", l.email))?.is_empty() {
+            return Err(CrmError::Conflict(format!(
+                "a lead with the email {} already exists",
+                l.email
+            )));
+        }
+        let l = tx.insert(l)?;
+        Self::audit_create(tx, actor, &l)?;
+        Ok(l)
     }
 
     pub fn lead(&self, actor: &Actor, id: Id) -> Result<Lead> {
@@ -908,24 +913,33 @@ impl Crm {
     }
 
     pub fn update_lead(&self, actor: &Actor, id: Id, input: &LeadInput) -> Result<Lead> {
-        self.store.write_crm(|tx| {
-            let mut l: Lead = Self::get_in(tx, actor, id, Action::Update)?;
-            let before = l.clone();
-            self.apply_lead(tx, actor, &mut l, input)?;
-            if l.email != before.email
-                && !l.email.is_empty()
-                && !tx.ids(&format!("lead/email/{}", l.email))?.is_empty()
-            {
-                return Err(CrmError::Conflict(format!(
-                    "a lead with the email {} already exists",
-                    l.email
-                )));
-            }
-            l.updated_at = now();
-            tx.update(&l)?;
-            Self::audit_update(tx, actor, &before, &l)?;
-            Ok(l)
-        })
+        self.store
+            .write_crm(|tx| self.update_lead_in(tx, actor, id, input))
+    }
+
+    fn update_lead_in(
+        &self,
+        tx: &CrmTx<'_>,
+        actor: &Actor,
+        id: Id,
+        input: &LeadInput,
+    ) -> Result<Lead> {
+        let mut l: Lead = Self::get_in(tx, actor, id, Action::Update)?;
+        let before = l.clone();
+        self.apply_lead(tx, actor, &mut l, input)?;
+        if l.email != before.email
+            && !l.email.is_empty()
+            && !tx.ids(&format!("lead/email/{}", l.email))?.is_empty()
+        {
+            return Err(CrmError::Conflict(format!(
+                "a lead with the email {} already exists",
+                l.email
+            )));
+        }
+        l.updated_at = now();
+        tx.update(&l)?;
+        Self::audit_update(tx, actor, &before, &l)?;
+        Ok(l)
     }
 
     pub fn delete_lead(&self, actor: &Actor, id: Id) -> Result<()> {
@@ -1022,13 +1036,21 @@ impl Crm {
 
     pub fn create_account(&self, actor: &Actor, input: &AccountInput) -> Result<Account> {
         actor.check_crm_kind(Kind::Account, Action::Create)?;
-        self.store.write_crm(|tx| {
-            let mut a = Self::new_account(actor, String::new());
-            self.apply_account(tx, actor, &mut a, input)?;
-            let a = tx.insert(a)?;
-            Self::audit_create(tx, actor, &a)?;
-            Ok(a)
-        })
+        self.store
+            .write_crm(|tx| self.create_account_in(tx, actor, input))
+    }
+
+    fn create_account_in(
+        &self,
+        tx: &CrmTx<'_>,
+        actor: &Actor,
+        input: &AccountInput,
+    ) -> Result<Account> {
+        let mut a = Self::new_account(actor, String::new());
+        self.apply_account(tx, actor, &mut a, input)?;
+        let a = tx.insert(a)?;
+        Self::audit_create(tx, actor, &a)?;
+        Ok(a)
     }
 
     pub fn account(&self, actor: &Actor, id: Id) -> Result<Account> {
@@ -1036,15 +1058,24 @@ impl Crm {
     }
 
     pub fn update_account(&self, actor: &Actor, id: Id, input: &AccountInput) -> Result<Account> {
-        self.store.write_crm(|tx| {
-            let mut a: Account = Self::get_in(tx, actor, id, Action::Update)?;
-            let before = a.clone();
-            self.apply_account(tx, actor, &mut a, input)?;
-            a.updated_at = now();
-            tx.update(&a)?;
-            Self::audit_update(tx, actor, &before, &a)?;
-            Ok(a)
-        })
+        self.store
+            .write_crm(|tx| self.update_account_in(tx, actor, id, input))
+    }
+
+    fn update_account_in(
+        &self,
+        tx: &CrmTx<'_>,
+        actor: &Actor,
+        id: Id,
+        input: &AccountInput,
+    ) -> Result<Account> {
+        let mut a: Account = Self::get_in(tx, actor, id, Action::Update)?;
+        let before = a.clone();
+        self.apply_account(tx, actor, &mut a, input)?;
+        a.updated_at = now();
+        tx.update(&a)?;
+        Self::audit_update(tx, actor, &before, &a)?;
+        Ok(a)
     }
 
     pub fn delete_account(&self, actor: &Actor, id: Id) -> Result<()> {
@@ -1186,13 +1217,23 @@ impl Crm {
         input: &OpportunityInput,
     ) -> Result<Opportunity> {
         actor.check_crm_kind(Kind::Opportunity, Action::Create)?;
-        self.store.write_crm(|tx| {
-            let mut o = Self::new_opportunity(tx, actor)?;
-            self.apply_opportunity(tx, actor, &mut o, input, false)?;
-            let o = tx.insert(o)?;
-            Self::audit_create(tx, actor, &o)?;
-            Ok(Self::view(actor, o))
-        })
+        let o = self
+            .store
+            .write_crm(|tx| self.create_opportunity_in(tx, actor, input))?;
+        Ok(Self::view(actor, o))
+    }
+
+    fn create_opportunity_in(
+        &self,
+        tx: &CrmTx<'_>,
+        actor: &Actor,
+        input: &OpportunityInput,
+    ) -> Result<Opportunity> {
+        let mut o = Self::new_opportunity(tx, actor)?;
+        self.apply_opportunity(tx, actor, &mut o, input, false)?;
+        let o = tx.insert(o)?;
+        Self::audit_create(tx, actor, &o)?;
+        Ok(o)
     }
 
     pub fn opportunity(&self, actor: &Actor, id: Id) -> Result<Opportunity> {
@@ -1205,22 +1246,33 @@ impl Crm {
         id: Id,
         input: &OpportunityInput,
     ) -> Result<Opportunity> {
-        self.store.write_crm(|tx| {
-            let mut o: Opportunity = Self::get_in(tx, actor, id, Action::Update)?;
-            let before = o.clone();
-            self.apply_opportunity(tx, actor, &mut o, input, false)?;
-            o.updated_at = now();
-            tx.update(&o)?;
-            Self::audit_update(tx, actor, &before, &o)?;
-            if o.stage != before.stage {
-                crate::store::events::emit(
-                    tx.wtx(),
-                    EventType::OpportunityStageChanged,
-                    serde_json::json!({"opportunity": o, "from": before.stage, "to": o.stage}),
-                )?;
-            }
-            Ok(Self::view(actor, o))
-        })
+        let o = self
+            .store
+            .write_crm(|tx| self.update_opportunity_in(tx, actor, id, input))?;
+        Ok(Self::view(actor, o))
+    }
+
+    fn update_opportunity_in(
+        &self,
+        tx: &CrmTx<'_>,
+        actor: &Actor,
+        id: Id,
+        input: &OpportunityInput,
+    ) -> Result<Opportunity> {
+        let mut o: Opportunity = Self::get_in(tx, actor, id, Action::Update)?;
+        let before = o.clone();
+        self.apply_opportunity(tx, actor, &mut o, input, false)?;
+        o.updated_at = now();
+        tx.update(&o)?;
+        Self::audit_update(tx, actor, &before, &o)?;
+        if o.stage != before.stage {
+            crate::store::events::emit(
+                tx.wtx(),
+                EventType::OpportunityStageChanged,
+                serde_json::json!({"opportunity": o, "from": before.stage, "to": o.stage}),
+            )?;
+        }
+        Ok(o)
     }
 
     pub fn delete_opportunity(&self, actor: &Actor, id: Id) -> Result<()> {

@@ -9,8 +9,8 @@ use crate::crm::model::{
     Account, Activity, Certification, Enrolment, EnrolmentStatus, Lead, Opportunity, Stage,
 };
 use crate::crm::{
-    AccountInput, ActivityInput, Board, ConvertInput, Converted, CrmError, LeadInput, ListQuery,
-    OpportunityInput, TimelineItem,
+    AccountInput, ActivityInput, Board, ConvertInput, Converted, CrmError, ImportReport, LeadInput,
+    ListQuery, OpportunityInput, TimelineItem,
 };
 use crate::model::Id;
 use axum::Router;
@@ -461,9 +461,48 @@ pub async fn expiring(
     ))
 }
 
-/// The CRM routes, nested under `/api/v1`.
-pub fn routes() -> Router<AppState> {
+/// `POST /api/v1/{kind}/import` for the kinds that import.
+macro_rules! import_route {
+    ($name:ident, $rec:ty, $path:tt, $tag:tt) => {
+        /// Imports CSV rows (the export's columns; header matched case-insensitively); bad
+        /// rows are reported with their line numbers, good rows saved.
+        #[utoipa::path(post, path = $path, request_body(content = String, content_type = "text/csv"), tag = $tag,
+            responses((status = 200, body = ImportReport), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        pub async fn $name(
+            State(app): State<AppState>,
+            Authed(actor): Authed,
+            body: axum::body::Bytes,
+        ) -> Result<Json<ImportReport>, ApiError> {
+            Ok(Json(
+                blocking(move || app.crm.import::<$rec>(&actor, body.as_ref())).await?,
+            ))
+        }
+    };
+}
+import_route!(import_leads, Lead, "/api/v1/leads/import", "leads");
+import_route!(
+    import_accounts,
+    Account,
+    "/api/v1/accounts/import",
+    "accounts"
+);
+import_route!(
+    import_opportunities,
+    Opportunity,
+    "/api/v1/opportunities/import",
+    "opportunities"
+);
+
+/// The CRM routes, nested under `/api/v1`; imports take bodies up to `max_import` bytes.
+pub fn routes(max_import: usize) -> Router<AppState> {
+    let limit = || axum::extract::DefaultBodyLimit::max(max_import);
     Router::new()
+        .route("/leads/import", post(import_leads).layer(limit()))
+        .route("/accounts/import", post(import_accounts).layer(limit()))
+        .route(
+            "/opportunities/import",
+            post(import_opportunities).layer(limit()),
+        )
         .nest("/leads", leads::routes())
         .route("/leads/{id}/convert", post(convert))
         .nest("/accounts", accounts::routes())

@@ -82,6 +82,7 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
         crm::accounts::list, crm::accounts::count, crm::accounts::export, crm::accounts::create, crm::accounts::get, crm::accounts::update, crm::accounts::delete,
         crm::opportunities::list, crm::opportunities::count, crm::opportunities::export, crm::opportunities::create, crm::opportunities::get, crm::opportunities::update, crm::opportunities::delete,
         crm::activities::list, crm::activities::count, crm::activities::export, crm::activities::create, crm::activities::get, crm::activities::update, crm::activities::delete,
+        crm::import_leads, crm::import_accounts, crm::import_opportunities,
         crm::timeline, crm::pipeline, crm::stages, crm::set_stages,
         crm::enrolments, crm::add_enrolment, crm::certifications, crm::add_certification, crm::delete_training, crm::expiring,
     ),
@@ -168,7 +169,7 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", g(audit::list))
         .route("/audit/export", g(audit::export))
         .route("/audit/verify", g(audit::verify))
-        .merge(crm::routes())
+        .merge(crm::routes(max_import))
         .route("/openapi.json", g(openapi))
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(max_body))
