@@ -980,6 +980,22 @@ fn bad_input_gets_clear_4xx_and_changes_nothing() {
     assert_eq!(r.json::<Value>().unwrap()["probability"], 40);
 }
 
+/// An import report's (created, updated, failed).
+fn counts(rep: &Value) -> (Option<u64>, Option<u64>, Option<u64>) {
+    (
+        rep["created"].as_u64(),
+        rep["updated"].as_u64(),
+        rep["failed"].as_u64(),
+    )
+}
+
+/// Posts a CSV import that must be accepted; returns its report.
+fn import(s: &Server, token: &str, path: &str, csv: &str) -> Value {
+    let r = post_csv(s, token, path, csv);
+    assert_eq!(r.status(), 200);
+    r.json().unwrap()
+}
+
 fn post_csv(s: &Server, token: &str, path: &str, csv: &str) -> Response {
     s.client
         .post(s.url(path))
@@ -1002,15 +1018,7 @@ fn csv_import_and_export() {
     let r = post_csv(&s, &s.token, "/api/v1/leads/import", csv);
     assert_eq!(r.status(), 200);
     let rep: Value = r.json().unwrap();
-    assert_eq!(
-        (
-            rep["created"].as_u64(),
-            rep["updated"].as_u64(),
-            rep["failed"].as_u64()
-        ),
-        (Some(1), Some(1), Some(3)),
-        "{rep}"
-    );
+    assert_eq!(counts(&rep), (Some(1), Some(1), Some(3)), "{rep}");
     let lines: Vec<u64> = rep["errors"]
         .as_array()
         .unwrap()
@@ -1051,32 +1059,16 @@ fn csv_import_and_export() {
         export.contains("'=HYPERLINK"),
         "formulas are defused: {export}"
     );
-    let rep: Value = post_csv(&s, &s.token, "/api/v1/accounts/import", &export)
-        .json()
-        .unwrap();
-    assert_eq!(
-        (
-            rep["created"].as_u64(),
-            rep["updated"].as_u64(),
-            rep["failed"].as_u64()
-        ),
-        (Some(0), Some(2), Some(0)),
-        "{rep}"
-    );
+    let rep = import(&s, &s.token, "/api/v1/accounts/import", &export);
+    assert_eq!(counts(&rep), (Some(0), Some(2), Some(0)), "{rep}");
     // a new account by import, with its address
-    let rep: Value = post_csv(
+    let rep = import(
         &s,
         &s.token,
         "/api/v1/accounts/import",
         "name,city,parent_id\nGlobex,Paris,4242\nInitech,Oslo,\n",
-    )
-    .json()
-    .unwrap();
-    assert_eq!(
-        (rep["created"].as_u64(), rep["failed"].as_u64()),
-        (Some(1), Some(1)),
-        "{rep}"
     );
+    assert_eq!(counts(&rep), (Some(1), Some(0), Some(1)), "{rep}");
     assert!(
         rep["errors"][0]["message"]
             .as_str()
@@ -1086,19 +1078,13 @@ fn csv_import_and_export() {
     let accounts = s.get_json("/api/v1/accounts?q=initech");
     assert_eq!(accounts["items"][0]["address"]["city"], "Oslo");
     // opportunities: bad amounts and currencies are row errors
-    let rep: Value = post_csv(
+    let rep = import(
         &s,
         &s.token,
         "/api/v1/opportunities/import",
         "name,amount,currency,stage\nA,100,EUR,proposal\nB,-1,EUR,\nC,5,EURO,\nD,5,EUR,closing\n",
-    )
-    .json()
-    .unwrap();
-    assert_eq!(
-        (rep["created"].as_u64(), rep["failed"].as_u64()),
-        (Some(1), Some(3)),
-        "{rep}"
     );
+    assert_eq!(counts(&rep), (Some(1), Some(0), Some(3)), "{rep}");
     // who may import: viewers not at all, sales only their own
     let (_, viewer) = s.user_with_token("v@example.test", "viewer");
     let (sales_id, sales) = s.user_with_token("s@example.test", "sales");
@@ -1106,19 +1092,13 @@ fn csv_import_and_export() {
         post_csv(&s, &viewer, "/api/v1/leads/import", "email\nz@x.example\n").status(),
         403
     );
-    let rep: Value = post_csv(
+    let rep = import(
         &s,
         &sales,
         "/api/v1/leads/import",
         &format!("email,assigned_to\nmine@x.example,{sales_id}\nyours@x.example,1\n"),
-    )
-    .json()
-    .unwrap();
-    assert_eq!(
-        (rep["created"].as_u64(), rep["failed"].as_u64()),
-        (Some(1), Some(1)),
-        "{rep}"
     );
+    assert_eq!(counts(&rep), (Some(1), Some(0), Some(1)), "{rep}");
     let (st, _) = error_of(post_csv(
         &s,
         &s.token,
