@@ -27,6 +27,7 @@ pub struct App {
     pub store: Arc<Store>,
     pub search: Arc<SearchIndex>,
     pub contacts: Arc<Contacts>,
+    pub crm: Arc<crate::crm::Crm>,
     pub feedback: Arc<crate::feedback::Feedback>,
     pub subscriptions: Arc<crate::subscriptions::Subscriptions>,
     pub accounts: Accounts,
@@ -95,6 +96,7 @@ impl App {
         let audit = Arc::new(crate::audit::Audit::new(store.clone())?);
         let segments = Arc::new(crate::segments::Segments::new(store.clone()));
         campaigns.set_segments(segments.clone());
+        let crm = Arc::new(crate::crm::Crm::new(store.clone(), contacts.clone()));
         Ok(App {
             segments,
             gdpr,
@@ -107,6 +109,7 @@ impl App {
             store,
             search,
             contacts,
+            crm,
             feedback,
             subscriptions,
             accounts,

@@ -403,6 +403,8 @@ const OTHER_ENV: &[&str] = &[
     "MAILSTEAD_REQUIRE_PEERS",
     "MAILSTEAD_BIN",
     "MAILSTEAD_SKIP_UI_BUILD",
+    // tests only: makes lead conversion fail after a step (see crm::fail_point)
+    "MAILSTEAD_TEST_FAIL_CONVERT_AFTER",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -77,6 +77,8 @@ pub struct ContactInput {
     /// Replaces the set of lists the contact belongs to.
     pub lists: Option<Vec<Id>>,
     pub owner_id: Option<Option<Id>>,
+    /// The CRM account the contact belongs to (checked to exist when written).
+    pub account_id: Option<Option<Id>>,
     pub consents: Vec<Consent>,
 }
 
@@ -84,7 +86,8 @@ const MAX_TEXT: usize = 200;
 const MAX_TAGS: usize = 100;
 const MAX_ATTR_BYTES: usize = 16 * 1024;
 
-fn clean_text(field: &'static str, v: &str) -> Result<String> {
+/// Trims a short text field and rejects over-long values and control characters.
+pub fn clean_text(field: &'static str, v: &str) -> Result<String> {
     let v = v.trim();
     if v.chars().count() > MAX_TEXT {
         return Err(invalid(
@@ -185,6 +188,9 @@ impl ContactInput {
         if let Some(o) = self.owner_id {
             c.owner_id = o;
         }
+        if let Some(a) = self.account_id {
+            c.account_id = a;
+        }
         c.consents.extend(self.consents.iter().cloned());
         Ok(())
     }
@@ -216,6 +222,18 @@ fn set_memberships(
         }
     }
     c.lists = next;
+    Ok(())
+}
+
+/// A contact's account must exist.
+fn check_account(tx: &ContactTx<'_>, input: &ContactInput) -> Result<()> {
+    if let Some(Some(a)) = input.account_id
+        && crate::store::crm::CrmTx::new(tx.wtx())
+            .get::<crate::crm::model::Account>(a)?
+            .is_none()
+    {
+        return Err(invalid("account_id", format!("account {a} does not exist")));
+    }
     Ok(())
 }
 
@@ -282,6 +300,7 @@ pub fn empty_contact(email: String) -> Contact {
         lists: Vec::new(),
         consents: Vec::new(),
         owner_id: None,
+        account_id: None,
         created_at: t,
         updated_at: t,
         seq: 0,
@@ -295,11 +314,13 @@ pub struct Page {
     pub total: u64,
 }
 
-fn encode_cursor(offset: usize) -> String {
+/// An opaque paging cursor for an offset (contacts and CRM lists use the same form).
+pub fn encode_cursor(offset: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o{offset}"))
 }
 
-fn decode_cursor(cursor: &str) -> Result<usize> {
+/// The offset of a cursor [`encode_cursor`] made.
+pub fn decode_cursor(cursor: &str) -> Result<usize> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
@@ -340,17 +361,30 @@ impl Contacts {
         commit_index: bool,
         f: impl FnOnce(&mut ContactTx<'_>) -> Result<T>,
     ) -> Result<T> {
+        self.write_with(commit_index, f)
+    }
+
+    /// [`Contacts::write`] for other services' errors: lets a service (CRM lead conversion)
+    /// write its own records and contacts in one transaction with its own error type.
+    pub fn write_with<T, E>(
+        &self,
+        commit_index: bool,
+        f: impl FnOnce(&mut ContactTx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<StoreError> + From<ContactError>,
+    {
         let (value, changes) = {
             let _g = self
                 .writer
                 .lock()
                 .map_err(|_| ContactError::Search(SearchError::Poisoned))?;
             let (value, changes) = self.store.write_contacts(f)?;
-            self.search.apply(&changes)?;
+            self.search.apply(&changes).map_err(ContactError::from)?;
             (value, changes)
         };
         if commit_index && !changes.is_empty() {
-            self.search.commit()?;
+            self.search.commit().map_err(ContactError::from)?;
         }
         Ok(value)
     }
@@ -378,6 +412,7 @@ impl Contacts {
         }
         input.apply_to(&mut c)?;
         self.write(true, |tx| {
+            check_account(tx, input)?;
             if let Some(lists) = &input.lists {
                 set_memberships(tx, &mut c, lists, MembershipStatus::Confirmed)?;
             }
@@ -407,6 +442,7 @@ impl Contacts {
             let mut c = tx.get(id)?.ok_or(ContactError::NotFound("contact"))?;
             actor.check_contact(&c, Action::Update).map_err(hide)?;
             let before = c.clone();
+            check_account(tx, input)?;
             input.apply_to(&mut c)?;
             if let Some(lists) = &input.lists {
                 set_memberships(tx, &mut c, lists, MembershipStatus::Confirmed)?;

@@ -10,6 +10,7 @@ pub mod compose;
 pub mod config;
 pub mod contacts;
 pub mod control;
+pub mod crm;
 pub mod delivery;
 pub mod esp;
 pub mod feedback;

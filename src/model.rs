@@ -120,6 +120,9 @@ pub struct Contact {
     pub consents: Vec<Consent>,
     #[serde(default)]
     pub owner_id: Option<Id>,
+    /// The CRM account (company) the contact belongs to.
+    #[serde(default)]
+    pub account_id: Option<Id>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String)]
     pub created_at: OffsetDateTime,

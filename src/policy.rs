@@ -3,6 +3,7 @@
 //! lists, counts and exports are filtered the same way as single reads. Nothing here knows
 //! about HTTP; a record the actor may not see is reported as not found.
 
+use crate::crm::model::Kind;
 use crate::model::{ApiToken, Contact, Id, Role};
 pub use crate::search::Scope;
 
@@ -56,7 +57,84 @@ fn forbid(actor: &Actor, action: Action, what: &'static str) -> Denied {
     }
 }
 
+/// Which CRM records of one kind an actor sees: all of them, or those they own (and, for
+/// leads, the unassigned ones). Lists, counts and the pipeline board filter by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrmScope {
+    All,
+    Owned { user: Id, unassigned: bool },
+}
+
+impl CrmScope {
+    pub fn allows(self, owner: Option<Id>) -> bool {
+        match self {
+            CrmScope::All => true,
+            CrmScope::Owned { user, unassigned } => {
+                owner == Some(user) || (unassigned && owner.is_none())
+            }
+        }
+    }
+}
+
 impl Actor {
+    /// The CRM records of `kind` this actor sees. Sales see what they own, plus unassigned
+    /// leads; everybody else sees everything (marketing without opportunity amounts).
+    pub fn crm_scope(&self, kind: Kind) -> CrmScope {
+        match self.role {
+            Role::Sales => CrmScope::Owned {
+                user: self.user_id,
+                unassigned: kind == Kind::Lead,
+            },
+            _ => CrmScope::All,
+        }
+    }
+
+    /// What a role may do with a kind of CRM record at all: viewers only read, marketing
+    /// does not change opportunities.
+    pub fn check_crm_kind(&self, kind: Kind, action: Action) -> Result<(), Denied> {
+        match (self.role, action) {
+            (_, Action::Read) => Ok(()),
+            (Role::Viewer, _) => Err(forbid(self, action, kind.plural())),
+            (Role::Marketing, _) if kind == Kind::Opportunity => {
+                Err(forbid(self, action, kind.plural()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks an action on an existing CRM record with this owner; a record outside the
+    /// actor's scope is not visible.
+    pub fn check_crm(&self, kind: Kind, owner: Option<Id>, action: Action) -> Result<(), Denied> {
+        if !self.crm_scope(kind).allows(owner) {
+            return Err(Denied::NotVisible);
+        }
+        self.check_crm_kind(kind, action)
+    }
+
+    /// Whether the actor may give a CRM record this owner: sales only themselves (or leave a
+    /// lead unassigned); admins, managers and marketing anybody.
+    pub fn check_assign_crm(&self, kind: Kind, owner: Option<Id>) -> Result<(), Denied> {
+        match self.role {
+            Role::Admin | Role::Manager | Role::Marketing => Ok(()),
+            Role::Sales if owner == Some(self.user_id) => Ok(()),
+            Role::Sales if owner.is_none() && kind == Kind::Lead => Ok(()),
+            _ => Err(forbid(self, Action::Update, "record ownership")),
+        }
+    }
+
+    /// Opportunity amounts (and the pipeline's sums): everybody but marketing.
+    pub fn sees_amounts(&self) -> bool {
+        self.role != Role::Marketing
+    }
+
+    /// The pipeline's stage table: everybody reads it; admins and managers change it.
+    pub fn check_stages(&self, action: Action) -> Result<(), Denied> {
+        match (self.role, action) {
+            (_, Action::Read) | (Role::Admin | Role::Manager, _) => Ok(()),
+            _ => Err(forbid(self, action, "pipeline stages")),
+        }
+    }
+
     /// The operator at the command line (who has the data dir, and so everything).
     pub fn system() -> Actor {
         Actor {
@@ -283,6 +361,7 @@ mod tests {
             lists: vec![],
             consents: vec![],
             owner_id: owner,
+            account_id: None,
             created_at: now(),
             updated_at: now(),
             seq: 0,
@@ -316,6 +395,46 @@ mod tests {
         assert!(v.check_create_contact().is_err());
         assert!(v.check_lists(Action::Create).is_err());
         assert!(v.check_import().is_err());
+    }
+
+    #[test]
+    fn crm_access_by_role() {
+        let sales = actor(Role::Sales, 7);
+        assert!(sales.check_crm(Kind::Lead, None, Action::Update).is_ok());
+        assert!(sales.check_crm(Kind::Lead, Some(7), Action::Delete).is_ok());
+        assert_eq!(
+            sales.check_crm(Kind::Lead, Some(8), Action::Read),
+            Err(Denied::NotVisible)
+        );
+        assert_eq!(
+            sales.check_crm(Kind::Account, None, Action::Read),
+            Err(Denied::NotVisible)
+        );
+        assert!(sales.check_assign_crm(Kind::Lead, None).is_ok());
+        assert!(sales.check_assign_crm(Kind::Account, None).is_err());
+        assert!(sales.check_assign_crm(Kind::Lead, Some(8)).is_err());
+        let m = actor(Role::Marketing, 3);
+        assert!(
+            m.check_crm(Kind::Opportunity, Some(9), Action::Read)
+                .is_ok()
+        );
+        assert!(
+            m.check_crm(Kind::Opportunity, Some(9), Action::Update)
+                .is_err()
+        );
+        assert!(m.check_crm(Kind::Lead, Some(9), Action::Update).is_ok());
+        assert!(!m.sees_amounts());
+        let v = actor(Role::Viewer, 4);
+        assert!(v.check_crm(Kind::Lead, Some(9), Action::Read).is_ok());
+        assert!(v.check_crm_kind(Kind::Activity, Action::Create).is_err());
+        for r in [Role::Admin, Role::Manager] {
+            assert!(
+                actor(r, 1)
+                    .check_crm(Kind::Opportunity, Some(9), Action::Delete)
+                    .is_ok()
+            );
+            assert!(actor(r, 1).check_stages(Action::Update).is_ok());
+        }
     }
 
     #[test]

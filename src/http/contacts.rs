@@ -28,9 +28,15 @@ pub struct ContactBody {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<u64>)]
     pub owner_id: Option<Option<Id>>,
+    /// CRM account id (null: none).
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u64>)]
+    pub account_id: Option<Option<Id>>,
 }
 
-fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Id>>, D::Error> {
+pub fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<Id>>, D::Error> {
     Option::<Id>::deserialize(d).map(Some)
 }
 
@@ -46,6 +52,7 @@ impl From<ContactBody> for ContactInput {
             attributes: b.attributes,
             lists: b.lists,
             owner_id: b.owner_id,
+            account_id: b.account_id,
             consents: Vec::new(),
         }
     }

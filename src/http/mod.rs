@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod campaigns;
 pub mod contacts;
+pub mod crm;
 pub mod error;
 pub mod forms;
 pub mod gdpr;
@@ -77,7 +78,7 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Mailstead API", description = "Contacts, lists, imports, users and API tokens. Authenticate with `Authorization: Bearer <token>` or the console session cookie (plus `X-CSRF-Token` on writes). Errors: `{\"error\": {\"code\", \"message\", \"field\"?}}`."),
+    info(title = "Mailstead API", description = "Contacts, lists, CRM (leads, accounts, opportunities, activities, pipeline), imports, users and API tokens. Authenticate with `Authorization: Bearer <token>` or the console session cookie (plus `X-CSRF-Token` on writes). Errors: `{\"error\": {\"code\", \"message\", \"field\"?}}`."),
     paths(
         contacts::search, contacts::create, contacts::get, contacts::update, contacts::delete,
         contacts::lists, contacts::create_list, contacts::get_list, contacts::update_list, contacts::delete_list,
@@ -100,6 +101,13 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
         campaigns::resume, campaigns::cancel, campaigns::test, forms::embed,
         segments::list, segments::create, segments::get, segments::update, segments::delete,
         segments::count, segments::preview,
+        crm::leads::list, crm::leads::count, crm::leads::export, crm::leads::create, crm::leads::get, crm::leads::update, crm::leads::delete, crm::convert,
+        crm::accounts::list, crm::accounts::count, crm::accounts::export, crm::accounts::create, crm::accounts::get, crm::accounts::update, crm::accounts::delete,
+        crm::opportunities::list, crm::opportunities::count, crm::opportunities::export, crm::opportunities::create, crm::opportunities::get, crm::opportunities::update, crm::opportunities::delete,
+        crm::activities::list, crm::activities::count, crm::activities::export, crm::activities::create, crm::activities::get, crm::activities::update, crm::activities::delete,
+        crm::import_leads, crm::import_accounts, crm::import_opportunities,
+        crm::timeline, crm::pipeline, crm::stages, crm::set_stages,
+        crm::enrolments, crm::add_enrolment, crm::certifications, crm::add_certification, crm::delete_training, crm::expiring,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth)
@@ -201,6 +209,7 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", g(audit::list))
         .route("/audit/export", g(audit::export))
         .route("/audit/verify", g(audit::verify))
+        .merge(crm::routes(max_import))
         .route("/openapi.json", g(openapi))
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(max_body))

@@ -64,6 +64,14 @@ macro_rules! for_each_table {
         n += $f($src, $dst, segments::SEGMENTS)?;
         n += $f($src, $dst, segments::CONTACT_ENGAGEMENT)?;
         n += $f($src, $dst, segments::ENGAGEMENT_CHANGES)?;
+        n += $f($src, $dst, crm::LEADS)?;
+        n += $f($src, $dst, crm::ACCOUNTS)?;
+        n += $f($src, $dst, crm::OPPORTUNITIES)?;
+        n += $f($src, $dst, crm::ACTIVITIES)?;
+        n += $f($src, $dst, crm::ENROLMENTS)?;
+        n += $f($src, $dst, crm::CERTIFICATIONS)?;
+        n += $f($src, $dst, crm::INDEX)?;
+        n += $f($src, $dst, crm::SEQ)?;
         n
     }};
 }

@@ -8,6 +8,7 @@ pub mod audit;
 mod backup;
 pub mod campaigns;
 mod contacts;
+pub mod crm;
 pub mod events;
 pub mod gdpr;
 mod imports;
@@ -61,7 +62,7 @@ pub(crate) const IMPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("im
 pub const TOMBSTONE: u64 = 1 << 63;
 
 /// Schema version this build writes. Migrations bring older stores forward at start.
-pub const SCHEMA_VERSION: u64 = 6;
+pub const SCHEMA_VERSION: u64 = 7;
 const DB_FILE: &str = "mailstead.redb";
 
 #[derive(Debug, thiserror::Error)]
@@ -304,6 +305,18 @@ impl Store {
                     wtx.open_table(campaigns::CAMPAIGN_MESSAGES)?;
                     wtx.open_table(campaigns::TRACK_EVENTS)?;
                     wtx.open_table(campaigns::TRACK_FIRST)?;
+                }
+                6 => {
+                    // v7: the CRM (leads, accounts, opportunities, activities, training
+                    // records) and its index.
+                    wtx.open_table(crm::LEADS)?;
+                    wtx.open_table(crm::ACCOUNTS)?;
+                    wtx.open_table(crm::OPPORTUNITIES)?;
+                    wtx.open_table(crm::ACTIVITIES)?;
+                    wtx.open_table(crm::ENROLMENTS)?;
+                    wtx.open_table(crm::CERTIFICATIONS)?;
+                    wtx.open_table(crm::INDEX)?;
+                    wtx.open_table(crm::SEQ)?;
                 }
                 _ => {
                     return Err(StoreError::Invalid(format!(
