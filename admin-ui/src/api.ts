@@ -725,8 +725,8 @@ export const api = {
     request<{ message_ids: number[] }>('POST', `/api/v1/campaigns/${id}/test`, { body: { to } }),
   getCampaignReport: (id: number | string, signal?: AbortSignal) =>
     request<CampaignReport>('GET', `/api/v1/campaigns/${enc(String(id))}/report`, { signal }),
-  /** Saved segments, or null where the server has none (404: not available in this version). */
-  getSegments: async (): Promise<SegmentSummary[] | null> => {
+  /** Saved segments for the audience picker, or null where the server has none (404). */
+  getSegmentOptions: async (): Promise<SegmentSummary[] | null> => {
     try {
       const r = await request<{ items: SegmentSummary[] } | SegmentSummary[]>('GET', '/api/v1/segments');
       return Array.isArray(r) ? r : r?.items ?? [];

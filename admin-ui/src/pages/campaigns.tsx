@@ -232,7 +232,7 @@ export function CampaignEditorPage({ id }: { id: string | null }) {
       .then((r) => setLists(r.items))
       .catch((e) => setLoadError(toApiError(e)));
     api
-      .getSegments()
+      .getSegmentOptions()
       .then(setSegments)
       .catch(() => setSegments(null));
     if (id !== null) {
