@@ -843,8 +843,68 @@ fn a_saved_segment_is_a_campaign_audience() {
     ));
     assert_eq!(status, 422, "{e}");
     assert_eq!(e["field"], "audience.segment");
+    // the editor's live count: members less the suppressed
+    let count = |a: Value| -> Value {
+        let r = s.post("/api/v1/campaigns/audience-count", &a);
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().unwrap()["count"].clone()
+    };
+    assert_eq!(count(json!({"segment": seg["id"]})), 2);
+    created(
+        s.post(
+            "/api/v1/suppressions",
+            &json!({"email": "p1@customers.test"}),
+        ),
+        "suppression",
+    );
+    assert_eq!(count(json!({"segment": seg["id"]})), 1);
+    let (status, _) =
+        error_of(s.post("/api/v1/campaigns/audience-count", &json!({"lists": [999]})));
+    assert_eq!(status, 422);
     let started = act(&s, id, "start");
     assert_eq!(started["audience_size"], 2, "{started}");
+}
+
+#[test]
+fn tracking_can_be_switched_off_per_campaign() {
+    let test = "tracking_can_be_switched_off_per_campaign";
+    if !have_peers(test) {
+        return;
+    }
+    let lab = lab("127.0.0.35", 0);
+    let s = &lab.s;
+    let list = audience(s, 2);
+    let tpl = template(s);
+    let c = created(
+        s.post(
+            "/api/v1/campaigns",
+            &json!({"name": "Quiet", "subject": "Hello", "from": "academy@example.test",
+                    "template_id": tpl, "audience": {"lists": [list]},
+                    "track_opens": false, "track_clicks": false}),
+        ),
+        "campaign",
+    );
+    let id = c["id"].as_u64().unwrap();
+    act(s, id, "start");
+    wait_delivered(s, id, 2);
+    let files = dumps(&lab.sink, 2);
+    let parsed = harness::check_messages(&files, &[], None).expect("check_eml.py");
+    for m in &parsed {
+        let html = m["html"].as_str().unwrap();
+        assert!(!html.contains(&format!("{PUBLIC_URL}/o/")), "no open pixel");
+        assert!(
+            !html.contains(&format!("{PUBLIC_URL}/c/")),
+            "no click redirect"
+        );
+        assert!(
+            html.contains("https://training.example.test/path?from=mail&amp;x=1"),
+            "the link goes straight to its target"
+        );
+        assert!(
+            html.contains(&format!("{PUBLIC_URL}/u/")),
+            "the unsubscribe link stays"
+        );
+    }
 }
 
 #[test]

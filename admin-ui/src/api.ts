@@ -717,6 +717,9 @@ export const api = {
   updateCampaign: (id: number, input: CampaignInput) =>
     request<CampaignView>('PATCH', `/api/v1/campaigns/${id}`, { body: input }),
   deleteCampaign: (id: number) => request<void>('DELETE', `/api/v1/campaigns/${id}`),
+  /** Contacts an audience reaches now (members less the suppressed). */
+  audienceCount: (audience: { lists?: number[]; segment?: number }) =>
+    request<{ count: number }>('POST', '/api/v1/campaigns/audience-count', { body: audience }),
   campaignAction: (id: number, action: CampaignAction) =>
     request<CampaignView>('POST', `/api/v1/campaigns/${id}/${action}`),
   scheduleCampaign: (id: number, at: string) =>

@@ -595,10 +595,10 @@ impl Campaigns {
         Ok(())
     }
 
-    pub fn create(&self, actor: &Actor, input: &CampaignInput) -> Result<Campaign> {
-        actor.check_campaigns(Action::Create)?;
+    /// A draft with nothing chosen yet.
+    fn blank(&self, actor: &Actor) -> Campaign {
         let at = now();
-        let mut c = Campaign {
+        Campaign {
             id: 0,
             name: String::new(),
             subject: String::new(),
@@ -627,7 +627,12 @@ impl Campaigns {
             created_by: actor.default_owner(),
             created_at: at,
             updated_at: at,
-        };
+        }
+    }
+
+    pub fn create(&self, actor: &Actor, input: &CampaignInput) -> Result<Campaign> {
+        actor.check_campaigns(Action::Create)?;
+        let mut c = self.blank(actor);
         for (field, missing) in [
             ("name", input.name.is_none()),
             ("subject", input.subject.is_none()),
@@ -755,6 +760,29 @@ impl Campaigns {
         }
         out.sort_by_key(|(id, due)| (*due, *id));
         Ok(out)
+    }
+
+    /// How many contacts an audience reaches now: its members, less the suppressed (what the
+    /// editor shows while it is being chosen; the campaign fixes its audience at start).
+    pub fn audience_count(&self, actor: &Actor, audience: &Audience) -> Result<u64> {
+        actor.check_campaigns(Action::Read)?;
+        self.check_audience(audience)?;
+        let probe = Campaign {
+            audience: audience.clone(),
+            ..self.blank(actor)
+        };
+        let ids = self.resolve_audience(&probe)?;
+        let mut n = 0;
+        for chunk in ids.chunks(5_000) {
+            let contacts = self.store.contacts(chunk)?;
+            let emails: Vec<&str> = contacts.iter().map(|c| c.email.as_str()).collect();
+            let suppressed = self.store.suppressed_among(&emails)?;
+            n += contacts
+                .iter()
+                .filter(|c| !suppressed.contains(&c.email))
+                .count() as u64;
+        }
+        Ok(n)
     }
 
     /// Starts sending now (from draft, or a scheduled campaign early).

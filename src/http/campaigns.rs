@@ -7,7 +7,7 @@ use super::auth::Authed;
 use super::error::{ApiError, Json, Path, blocking};
 use crate::campaigns::report::{Report, Stats};
 use crate::campaigns::{CampaignError, CampaignInput, TemplateInput};
-use crate::model::{Campaign, Id, StoredTemplate};
+use crate::model::{Audience, Campaign, Id, StoredTemplate};
 use crate::templates::{ContactVars, Rendered, TemplateError};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -73,6 +73,7 @@ pub fn routes() -> axum::Router<AppState> {
         )
         .route("/templates/{id}/preview", post(preview_template))
         .route("/campaigns", g(list).post(create))
+        .route("/campaigns/audience-count", post(audience_count))
         .route("/campaigns/{id}", g(get).patch(update).delete(delete))
         .route("/campaigns/{id}/report", g(report))
         .route("/campaigns/{id}/start", post(start))
@@ -402,4 +403,22 @@ pub async fn test(
     let runner = app.campaign_runner.clone().ok_or(CampaignError::NoSender)?;
     let ids = blocking(move || runner.send_test(&actor, id, &b.to)).await?;
     Ok((StatusCode::ACCEPTED, Json(TestQueued { message_ids: ids })))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AudienceCount {
+    /// Contacts the audience reaches now (confirmed members, or the segment's members, less
+    /// the suppressed).
+    pub count: u64,
+}
+
+#[utoipa::path(post, path = "/api/v1/campaigns/audience-count", request_body = Audience, tag = "campaigns",
+    responses((status = 200, body = AudienceCount), (status = 422, body = super::error::ErrorBody)))]
+pub async fn audience_count(
+    State(app): State<AppState>,
+    Authed(actor): Authed,
+    Json(b): Json<Audience>,
+) -> Result<Json<AudienceCount>, ApiError> {
+    let count = blocking(move || app.campaigns.audience_count(&actor, &b)).await?;
+    Ok(Json(AudienceCount { count }))
 }

@@ -98,7 +98,7 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
         campaigns::update_template, campaigns::delete_template, campaigns::preview_template,
         campaigns::list, campaigns::create, campaigns::get, campaigns::update, campaigns::delete,
         campaigns::report, campaigns::start, campaigns::schedule, campaigns::pause,
-        campaigns::resume, campaigns::cancel, campaigns::test, forms::embed,
+        campaigns::resume, campaigns::cancel, campaigns::test, campaigns::audience_count, forms::embed,
         segments::list, segments::create, segments::get, segments::update, segments::delete,
         segments::count, segments::preview,
         crm::leads::list, crm::leads::count, crm::leads::export, crm::leads::create, crm::leads::get, crm::leads::update, crm::leads::delete, crm::convert,

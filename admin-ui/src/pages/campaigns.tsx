@@ -215,6 +215,27 @@ export function CampaignEditorPage({ id }: { id: string | null }) {
   const [templates, setTemplates] = useState<StoredTemplate[] | null>(null);
   const [lists, setLists] = useState<MailList[] | null>(null);
   const [segments, setSegments] = useState<SegmentSummary[] | null | undefined>(undefined);
+  // the exact number the chosen audience reaches now (members less the suppressed)
+  const [reach, setReach] = useState<number | null>(null);
+  useEffect(() => {
+    const seg = form.segment.trim();
+    const audience = seg && !form.lists.length ? { segment: Number(seg) } : { lists: form.lists };
+    if (!form.lists.length && !seg) {
+      setReach(null);
+      return;
+    }
+    let live = true;
+    const t = setTimeout(() => {
+      api
+        .audienceCount(audience)
+        .then((r) => live && setReach(r.count))
+        .catch(() => live && setReach(null));
+    }, 250);
+    return () => {
+      live = false;
+      clearTimeout(t);
+    };
+  }, [form.lists.join(','), form.segment]);
   const [error, setError] = useState<ApiError | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
   const [confirm, setConfirm] = useState<CampaignAction | 'delete' | null>(null);
@@ -512,8 +533,12 @@ export function CampaignEditorPage({ id }: { id: string | null }) {
           ) : (
             <p class="field-hint" id="camp-audience-hint">
               Confirmed members of the chosen lists
-              {form.lists.length ? ` (up to ${audienceSize} before suppressions)` : ''}; the audience is fixed when sending
-              starts.
+              {reach !== null
+                ? ` (${reach} now, suppressed addresses left out)`
+                : form.lists.length
+                  ? ` (up to ${audienceSize} before suppressions)`
+                  : ''}
+              ; the audience is fixed when sending starts.
             </p>
           )}
         </fieldset>
