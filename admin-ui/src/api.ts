@@ -416,6 +416,25 @@ export interface FeedbackRecord {
   at: string;
 }
 
+/** An opportunity as the pipeline board shows it (amount null for roles that may not see it). */
+export interface BoardCard {
+  id: number;
+  name: string;
+  amount: string | null;
+  currency: string;
+  stage: string;
+  probability: number;
+  expected_close?: string | null;
+}
+
+export interface BoardColumn {
+  stage: string;
+  probability: number;
+  count: number;
+  totals: { currency: string; amount: string; weighted: string }[] | null;
+  cards: BoardCard[];
+}
+
 export interface SuppressionPage {
   items: Suppression[];
   next: string | null;
@@ -717,6 +736,10 @@ export const api = {
   updateCampaign: (id: number, input: CampaignInput) =>
     request<CampaignView>('PATCH', `/api/v1/campaigns/${id}`, { body: input }),
   deleteCampaign: (id: number) => request<void>('DELETE', `/api/v1/campaigns/${id}`),
+  // CRM pipeline
+  getPipeline: () => request<{ stages: BoardColumn[] }>('GET', '/api/v1/pipeline?cards=50'),
+  moveOpportunity: (id: number, stage: string) =>
+    request<BoardCard>('PATCH', `/api/v1/opportunities/${id}`, { body: { stage } }),
   /** Contacts an audience reaches now (members less the suppressed). */
   audienceCount: (audience: { lists?: number[]; segment?: number }) =>
     request<{ count: number }>('POST', '/api/v1/campaigns/audience-count', { body: audience }),

@@ -8,6 +8,7 @@ import { ContactPage } from './pages/contact';
 import { ImportPage } from './pages/import';
 import { ListsPage } from './pages/lists';
 import { SegmentsPage } from './pages/segments';
+import { PipelinePage } from './pages/pipeline';
 import { UsersPage } from './pages/users';
 import { TokensPage } from './pages/tokens';
 import { DeliveriesPage } from './pages/deliveries';
@@ -117,6 +118,11 @@ const NAV: { id: string; label: string; items: NavItem[] }[] = [
       { path: '/import', label: 'Import' },
       { path: '/suppressions', label: 'Suppressions', show: canSeeDeliveries },
     ],
+  },
+  {
+    id: 'sales',
+    label: 'Sales',
+    items: [{ path: '/pipeline', label: 'Pipeline' }],
   },
   {
     id: 'email',
@@ -350,6 +356,8 @@ function Page({ path, query, seq, user }: { path: string; query: URLSearchParams
       return <ListsPage />;
     case 'segments':
       return <SegmentsPage />;
+    case 'pipeline':
+      return <PipelinePage />;
     case 'tokens':
       return <TokensPage />;
     case 'templates':
