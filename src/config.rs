@@ -276,6 +276,11 @@ pub const OPTIONS: &[OptionSpec] = &[
         "Erase contacts without a confirmed list membership and without any activity (change, membership, consent) for this many days; 0 turns it off. Runs daily."
     ),
     opt!(
+        "retention_unconverted_leads_days",
+        "0",
+        "Delete CRM leads that were never converted and show no change or activity for this many days (e.g. 730 for 24 months); 0 turns it off. Runs daily."
+    ),
+    opt!(
         "retention_delivery_log_days",
         "0",
         "Delete finished deliveries (and messages left without any) from the delivery log after this many days; 0 keeps them. Runs daily."
@@ -395,6 +400,7 @@ pub struct DeliverySettings {
 pub struct RetentionSettings {
     pub inactive_contacts_days: u32,
     pub delivery_log_days: u32,
+    pub unconverted_leads_days: u32,
 }
 
 /// Environment variables that are not settings but are known (tests, tooling).
@@ -611,6 +617,8 @@ impl Settings {
             inactive_contacts_days: u32::try_from(num("retention_inactive_contacts_days"))
                 .unwrap_or(u32::MAX),
             delivery_log_days: u32::try_from(num("retention_delivery_log_days"))
+                .unwrap_or(u32::MAX),
+            unconverted_leads_days: u32::try_from(num("retention_unconverted_leads_days"))
                 .unwrap_or(u32::MAX),
         };
         let listen = match get("listen").parse::<SocketAddr>() {

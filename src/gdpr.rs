@@ -630,6 +630,11 @@ impl Retention {
         Retention { rules }
     }
 
+    /// Adds another module's rule (the CRM's unconverted leads).
+    pub fn add(&mut self, rule: Box<dyn RetentionRule>) {
+        self.rules.push(rule);
+    }
+
     pub fn with_rules(rules: Vec<Box<dyn RetentionRule>>) -> Retention {
         Retention { rules }
     }
@@ -700,6 +705,7 @@ mod tests {
         let retention = Retention::from_settings(&crate::config::RetentionSettings {
             inactive_contacts_days: 365,
             delivery_log_days: 0,
+            unconverted_leads_days: 0,
         });
         // a year minus a day later nothing is due
         let results = retention.run(&g, t0 + time::Duration::days(364));

@@ -146,7 +146,14 @@ async fn serve(settings: Settings) -> Result<()> {
     // retention rules, run by the appliance itself once a day (the first run at start)
     let retention = {
         let st = state.clone();
-        let rules = Arc::new(crate::gdpr::Retention::from_settings(&settings.retention));
+        let mut rules = crate::gdpr::Retention::from_settings(&settings.retention);
+        if settings.retention.unconverted_leads_days > 0 {
+            rules.add(Box::new(crate::crm::personal::UnconvertedLeads {
+                days: settings.retention.unconverted_leads_days,
+                store: state.store.clone(),
+            }));
+        }
+        let rules = Arc::new(rules);
         tokio::spawn(async move {
             if rules.is_empty() {
                 return;

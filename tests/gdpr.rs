@@ -199,6 +199,19 @@ fn export_consents_erasure_without_trace() {
     let r = generic_complaint(&s, message_id);
     assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
 
+    // a CRM lead for the same person, with a call logged on it
+    let r = s.post(
+        "/api/v1/leads",
+        &json!({"email": EMAIL, "first_name": FIRST, "last_name": LAST, "company": "Quux Training"}),
+    );
+    assert_eq!(r.status(), 201, "{}", r.text().unwrap_or_default());
+    let lead_id = r.json::<Value>().unwrap()["id"].as_u64().unwrap();
+    let r = s.post(
+        "/api/v1/activities",
+        &json!({"kind": "call", "subject": format!("Call with {FIRST} {LAST}"), "record": format!("lead:{lead_id}")}),
+    );
+    assert_eq!(r.status(), 201, "{}", r.text().unwrap_or_default());
+
     // the export: one JSON attachment with everything
     let r = s.get(&format!("/api/v1/contacts/{id}/export"));
     assert_eq!(r.status(), 200);
@@ -225,6 +238,12 @@ fn export_consents_erasure_without_trace() {
     assert!(!x["webhook_deliveries"].as_array().unwrap().is_empty());
     assert!(!x["audit"].as_array().unwrap().is_empty());
     assert_eq!(x["lists"][0]["list_name"], "News");
+    let leads = &x["other"]["crm_leads"];
+    assert_eq!(leads[0]["lead"]["email"], EMAIL, "{x}");
+    assert_eq!(
+        leads[0]["activities"][0]["subject"],
+        format!("Call with {FIRST} {LAST}")
+    );
     let audit = s.get_json(&format!("/api/v1/audit?record=contact:{id}"));
     assert_eq!(audit["items"][0]["action"], "export", "{audit}");
 
@@ -331,6 +350,11 @@ fn export_consents_erasure_without_trace() {
     // no trace in any file of the data dir, nor in the log
     let hits = files_containing(&s.data(), &needles);
     assert!(hits.is_empty(), "{hits:#?}");
+    assert_eq!(
+        s.get(&format!("/api/v1/leads/{lead_id}")).status(),
+        404,
+        "the person's lead went with the erasure"
+    );
     let terms = index_terms(&s.data());
     assert!(
         !terms

@@ -9,6 +9,7 @@ mod export;
 mod import;
 pub mod model;
 pub mod money;
+pub mod personal;
 
 pub use export::Exported;
 pub use import::{ImportReport, Imported};

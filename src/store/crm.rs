@@ -438,6 +438,17 @@ impl Store {
         Ok(out)
     }
 
+    /// Every id of one record kind (retention sweeps).
+    pub fn crm_ids_all<R: CrmRecord>(&self) -> Result<Vec<Id>> {
+        let rtx = self.db().begin_read()?;
+        let t = rtx.open_table(R::TABLE)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            out.push(row?.0.value());
+        }
+        Ok(out)
+    }
+
     pub fn crm_count<R: CrmRecord>(&self) -> Result<u64> {
         let rtx = self.db().begin_read()?;
         Ok(rtx.open_table(R::TABLE)?.len()?)

@@ -1,0 +1,260 @@
+//! The CRM's part in data-subject requests: leads with a person's address (and the
+//! activities logged on them) join the contact's export, and are deleted by the contact's
+//! erasure, through `gdpr`'s `PersonalDataSource` hook.
+
+use super::model::{Activity, Lead};
+use crate::audit;
+use crate::gdpr::{PersonalDataSource, Result};
+use crate::model::{AuditAction, Id};
+use crate::policy::Actor;
+use crate::store::Store;
+use crate::store::crm::CrmTx;
+use std::sync::Arc;
+
+pub struct LeadPersonalData {
+    store: Arc<Store>,
+}
+
+impl LeadPersonalData {
+    pub fn new(store: Arc<Store>) -> LeadPersonalData {
+        LeadPersonalData { store }
+    }
+
+    fn lead_ids(&self, emails: &[String]) -> Result<Vec<Id>> {
+        let mut ids = Vec::new();
+        for e in emails {
+            ids.extend(
+                self.store
+                    .crm_ids(&format!("lead/email/{}", e.to_lowercase()))?,
+            );
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+}
+
+impl PersonalDataSource for LeadPersonalData {
+    fn name(&self) -> &'static str {
+        "crm_leads"
+    }
+
+    fn export(&self, emails: &[String]) -> Result<serde_json::Value> {
+        let mut out = Vec::new();
+        for lead in self.store.crm_get_many::<Lead>(&self.lead_ids(emails)?)? {
+            let ids = self
+                .store
+                .crm_ids(&format!("activity/record/lead:{}", lead.id))?;
+            let activities = self.store.crm_get_many::<Activity>(&ids)?;
+            out.push(serde_json::json!({"lead": lead, "activities": activities}));
+        }
+        Ok(serde_json::Value::Array(out))
+    }
+
+    fn erase_in(
+        &self,
+        wtx: &redb::WriteTransaction,
+        actor: &Actor,
+        emails: &[String],
+        key: &[u8; 32],
+    ) -> Result<u64> {
+        let tx = CrmTx::new(wtx);
+        let mut n = 0;
+        let mut ids = Vec::new();
+        for e in emails {
+            ids.extend(tx.ids(&format!("lead/email/{}", e.to_lowercase()))?);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            for a in tx.ids(&format!("activity/record/lead:{id}"))? {
+                if tx.delete::<Activity>(a)?.is_some() {
+                    n += 1;
+                    audit::redact_in(wtx, key, actor, &audit::record("activity", a))?;
+                }
+            }
+            if tx.delete::<Lead>(id)?.is_some() {
+                n += 1;
+                // the lead's history keeps its shape, its personal values become keyed hashes
+                let rec = audit::record("lead", id);
+                audit::redact_in(wtx, key, actor, &rec)?;
+                audit::Entry::new(actor, AuditAction::Erase, rec)
+                    .detail("deleted with the person's erasure")
+                    .append(wtx)?;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Retention for leads that never became customers: an unconverted lead with no change and
+/// no activity for `days` is deleted with its activities (their audit history redacted, one
+/// entry per lead recording why), in one transaction.
+pub struct UnconvertedLeads {
+    pub days: u32,
+    pub store: Arc<Store>,
+}
+
+impl UnconvertedLeads {
+    /// The stale leads as of `now`.
+    fn stale(&self, now: time::OffsetDateTime) -> Result<Vec<Id>> {
+        let cutoff = now - time::Duration::days(i64::from(self.days));
+        let mut out = Vec::new();
+        let ids = self.store.crm_ids_all::<Lead>()?;
+        for chunk in ids.chunks(1_000) {
+            for lead in self.store.crm_get_many::<Lead>(chunk)? {
+                if lead.status == super::model::LeadStatus::Converted || lead.updated_at >= cutoff {
+                    continue;
+                }
+                let acts = self
+                    .store
+                    .crm_ids(&format!("activity/record/lead:{}", lead.id))?;
+                let active = self
+                    .store
+                    .crm_get_many::<Activity>(&acts)?
+                    .iter()
+                    .any(|a| a.updated_at >= cutoff);
+                if !active {
+                    out.push(lead.id);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl crate::gdpr::RetentionRule for UnconvertedLeads {
+    fn name(&self) -> &'static str {
+        "unconverted_leads"
+    }
+
+    fn apply(&self, _gdpr: &crate::gdpr::Gdpr, now: time::OffsetDateTime) -> Result<u64> {
+        let stale = self.stale(now)?;
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        let key = self.store.secret(crate::store::gdpr::ERASURE_SECRET)?;
+        let system = Actor {
+            email: "system".into(),
+            ..Actor::system()
+        };
+        let why = format!("retention: unconverted, no activity for {} days", self.days);
+        let n = self.store.write(|wtx| {
+            let tx = CrmTx::new(wtx);
+            let mut n = 0;
+            for id in &stale {
+                for a in tx.ids(&format!("activity/record/lead:{id}"))? {
+                    if tx.delete::<Activity>(a)?.is_some() {
+                        audit::redact_in(wtx, &key, &system, &audit::record("activity", a))?;
+                    }
+                }
+                if tx.delete::<Lead>(*id)?.is_some() {
+                    n += 1;
+                    let rec = audit::record("lead", id);
+                    audit::redact_in(wtx, &key, &system, &rec)?;
+                    audit::Entry::new(&system, AuditAction::Erase, rec)
+                        .detail(why.as_str())
+                        .append(wtx)?;
+                }
+            }
+            Ok::<_, crate::gdpr::GdprError>(n)
+        })?;
+        if n > 0 {
+            self.store.purge()?;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gdpr::RetentionRule;
+
+    fn lead(email: &str, status: &str, at: time::OffsetDateTime) -> Lead {
+        let at = at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        serde_json::from_value(serde_json::json!({
+            "id": 0, "email": email, "first_name": "Test", "status": status, "score": 0,
+            "created_at": at, "updated_at": at,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn unconverted_leads_without_activity_expire_as_of_a_fake_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let search =
+            Arc::new(crate::search::SearchIndex::open(&dir.path().join("search"), &store).unwrap());
+        let contacts = Arc::new(crate::contacts::Contacts::new(
+            store.clone(),
+            search.clone(),
+        ));
+        let gdpr = crate::gdpr::Gdpr::new(store.clone(), search, contacts);
+        let t0 = time::macros::datetime!(2025-01-01 00:00 UTC);
+        let ids: Vec<Id> = store
+            .write(|wtx| {
+                let tx = CrmTx::new(wtx);
+                let mut ids = Vec::new();
+                for (email, status) in [
+                    ("stale@example.test", "new"),
+                    ("won@example.test", "converted"),
+                    ("busy@example.test", "contacted"),
+                ] {
+                    ids.push(tx.insert(lead(email, status, t0))?.id);
+                }
+                Ok::<_, crate::store::StoreError>(ids)
+            })
+            .unwrap();
+        // a call logged on the third lead a year later keeps it alive
+        store
+            .write(|wtx| {
+                let tx = CrmTx::new(wtx);
+                let at = (t0 + time::Duration::days(365))
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap();
+                let a: Activity = serde_json::from_value(serde_json::json!({
+                    "id": 0, "kind": "call", "subject": "Follow-up", "record": format!("lead:{}", ids[2]),
+                    "created_at": at, "updated_at": at,
+                }))
+                .unwrap();
+                tx.insert(a)?;
+                Ok::<_, crate::store::StoreError>(())
+            })
+            .unwrap();
+        let rule = UnconvertedLeads {
+            days: 730,
+            store: store.clone(),
+        };
+        assert_eq!(
+            rule.apply(&gdpr, t0 + time::Duration::days(729)).unwrap(),
+            0
+        );
+        assert_eq!(
+            rule.apply(&gdpr, t0 + time::Duration::days(731)).unwrap(),
+            1
+        );
+        assert!(
+            store.crm_get::<Lead>(ids[0]).unwrap().is_none(),
+            "stale lead gone"
+        );
+        assert!(
+            store.crm_get::<Lead>(ids[1]).unwrap().is_some(),
+            "converted lead kept"
+        );
+        assert!(
+            store.crm_get::<Lead>(ids[2]).unwrap().is_some(),
+            "lead with activity kept"
+        );
+        // two years after the call it goes too, with its activity
+        assert_eq!(
+            rule.apply(&gdpr, t0 + time::Duration::days(365 + 731))
+                .unwrap(),
+            1
+        );
+        assert!(store.crm_get::<Lead>(ids[2]).unwrap().is_none());
+        assert!(store.crm_ids("activity/record/lead:3").unwrap().is_empty());
+    }
+}
