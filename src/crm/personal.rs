@@ -11,6 +11,29 @@ use crate::store::Store;
 use crate::store::crm::CrmTx;
 use std::sync::Arc;
 
+/// Deletes a lead and the activities logged on it inside the caller's transaction; their
+/// audit history keeps its shape with personal values replaced by keyed hashes, and one entry
+/// records why. Returns how many records went (0 when the lead was already gone).
+fn delete_lead_in(tx: &CrmTx<'_>, key: &[u8; 32], actor: &Actor, id: Id, why: &str) -> Result<u64> {
+    let wtx = tx.wtx();
+    let mut n = 0;
+    for a in tx.ids(&format!("activity/record/lead:{id}"))? {
+        if tx.delete::<Activity>(a)?.is_some() {
+            n += 1;
+            audit::redact_in(wtx, key, actor, &audit::record("activity", a))?;
+        }
+    }
+    if tx.delete::<Lead>(id)?.is_some() {
+        n += 1;
+        let rec = audit::record("lead", id);
+        audit::redact_in(wtx, key, actor, &rec)?;
+        audit::Entry::new(actor, AuditAction::Erase, rec)
+            .detail(why)
+            .append(wtx)?;
+    }
+    Ok(n)
+}
+
 pub struct LeadPersonalData {
     store: Arc<Store>,
 }
@@ -67,21 +90,7 @@ impl PersonalDataSource for LeadPersonalData {
         ids.sort_unstable();
         ids.dedup();
         for id in ids {
-            for a in tx.ids(&format!("activity/record/lead:{id}"))? {
-                if tx.delete::<Activity>(a)?.is_some() {
-                    n += 1;
-                    audit::redact_in(wtx, key, actor, &audit::record("activity", a))?;
-                }
-            }
-            if tx.delete::<Lead>(id)?.is_some() {
-                n += 1;
-                // the lead's history keeps its shape, its personal values become keyed hashes
-                let rec = audit::record("lead", id);
-                audit::redact_in(wtx, key, actor, &rec)?;
-                audit::Entry::new(actor, AuditAction::Erase, rec)
-                    .detail("deleted with the person's erasure")
-                    .append(wtx)?;
-            }
+            n += delete_lead_in(&tx, key, actor, id, "deleted with the person's erasure")?;
         }
         Ok(n)
     }
@@ -143,18 +152,8 @@ impl crate::gdpr::RetentionRule for UnconvertedLeads {
             let tx = CrmTx::new(wtx);
             let mut n = 0;
             for id in &stale {
-                for a in tx.ids(&format!("activity/record/lead:{id}"))? {
-                    if tx.delete::<Activity>(a)?.is_some() {
-                        audit::redact_in(wtx, &key, &system, &audit::record("activity", a))?;
-                    }
-                }
-                if tx.delete::<Lead>(*id)?.is_some() {
+                if delete_lead_in(&tx, &key, &system, *id, &why)? > 0 {
                     n += 1;
-                    let rec = audit::record("lead", id);
-                    audit::redact_in(wtx, &key, &system, &rec)?;
-                    audit::Entry::new(&system, AuditAction::Erase, rec)
-                        .detail(why.as_str())
-                        .append(wtx)?;
                 }
             }
             Ok::<_, crate::gdpr::GdprError>(n)
