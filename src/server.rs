@@ -138,6 +138,12 @@ async fn serve(settings: Settings) -> Result<()> {
                     if let Err(e) = s.gdpr.finish_pending_purge() {
                         tracing::warn!(error = %e, "purge after erasure failed");
                     }
+                    // lead scores cool down as engagement ages, and follow new engagement
+                    match s.crm.rescore_all() {
+                        Ok(n) if n > 0 => tracing::info!(leads = n, "lead scores refreshed"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "lead rescoring failed"),
+                    }
                 })
                 .await;
             }

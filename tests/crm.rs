@@ -50,7 +50,7 @@ fn ids_of(page: &Value) -> Vec<u64> {
 fn crud_of_each_kind_with_filters_timeline_and_training() {
     let s = Server::start_with(&[FAST]);
     // leads
-    let l = created(s.post("/api/v1/leads", &json!({"first_name": "Ann", "last_name": "Lee", "email": "Ann@Globex.example", "company": "Globex Training", "source": "webinar", "score": 40})));
+    let l = created(s.post("/api/v1/leads", &json!({"first_name": "Ann", "last_name": "Lee", "email": "Ann@Globex.example", "company": "Globex Training", "job_title": "Training Manager", "source": "webinar", "score": 40})));
     let lid = id(&l);
     assert_eq!(l["status"], "new");
     assert_eq!(l["email"], "ann@globex.example");
@@ -80,8 +80,10 @@ fn crud_of_each_kind_with_filters_timeline_and_training() {
     assert_eq!(ids_of(&s.get_json("/api/v1/leads?q=ini")), vec![id(&l2)]);
     assert_eq!(s.get_json("/api/v1/leads/count")["count"], 2);
     assert_eq!(s.get_json("/api/v1/leads/count?status=new")["count"], 0);
+    // the scoring rules score Ann's title (training 10, manager 10); Bob scores nothing
     let sorted = s.get_json("/api/v1/leads?sort=-score");
     assert_eq!(sorted["items"][0]["id"], lid);
+    assert_eq!(sorted["items"][0]["score"], 20);
     // cursor paging
     let p1 = s.get_json("/api/v1/leads?limit=1");
     assert_eq!(p1["total"], 2);
@@ -1106,4 +1108,94 @@ fn csv_import_and_export() {
         "colour,size\nred,9\n",
     ));
     assert_eq!(st, 422, "a header without any known column");
+}
+
+#[test]
+fn lead_scores_follow_the_rules_and_engagement_with_a_breakdown() {
+    let s = Server::start_with(&[FAST]);
+    // a decision maker at a mid-sized finance company in Germany, and a student
+    let boss = created(s.post(
+        "/api/v1/leads",
+        &json!({"email": "hanna.berg@bank.example", "first_name": "Hanna", "job_title": "Head of Training",
+                "company": "Nordbank", "company_size": "250-500", "industry": "Finance", "country": "DE"}),
+    ));
+    let student = created(s.post(
+        "/api/v1/leads",
+        &json!({"email": "sam@student.example", "first_name": "Sam", "job_title": "Student"}),
+    ));
+    // default rules: head 15 + training 10 + size 15 + finance 10 + DE 5
+    assert_eq!(boss["score"], 55, "{boss}");
+    assert_eq!(student["score"], 0, "{student}");
+    let sc = s.get_json(&format!("/api/v1/leads/{}/score", id(&boss)));
+    assert_eq!(sc["fit"], 55, "{sc}");
+    assert!(
+        sc["breakdown"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["rule"] == "fit: job_title contains \"head\"" && p["points"] == 15.0),
+        "{sc}"
+    );
+    // sorted by score, highest first
+    let page = s.get_json("/api/v1/leads?sort=-score");
+    assert_eq!(page["items"][0]["id"], boss["id"], "{page}");
+
+    // new rules: students count too; every lead is rescored at once
+    let mut rules = s.get_json("/api/v1/leads/scoring-rules");
+    rules["fit"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"field": "job_title", "contains": "student", "points": 60}));
+    let r = s
+        .client
+        .put(s.url("/api/v1/leads/scoring-rules"))
+        .bearer_auth(&s.token)
+        .json(&rules)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+    assert_eq!(
+        s.get_json(&format!("/api/v1/leads/{}", id(&student)))["score"],
+        60
+    );
+    let page = s.get_json("/api/v1/leads?sort=-score");
+    assert_eq!(page["items"][0]["id"], student["id"], "{page}");
+    let audit = s.get_json("/api/v1/audit?record=setting:crm_scoring_rules");
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
+
+    // a bad rule is named; sales may not change the rules
+    rules["fit"][0]["field"] = json!("shoe_size");
+    let (st, e) = error_of(
+        s.client
+            .put(s.url("/api/v1/leads/scoring-rules"))
+            .bearer_auth(&s.token)
+            .json(&rules)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 422, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("fit[0]"), "{e}");
+    let (_, sales) = s.user_with_token("rep@example.test", "sales");
+    let r = call(
+        &s,
+        &sales,
+        "PUT",
+        "/api/v1/leads/scoring-rules",
+        Some(&rules),
+    );
+    assert_eq!(r.status(), 403);
+
+    // engagement: a sign-up form by the lead's address adds 15 (fresh, no decay yet)
+    let list = created(s.post("/api/v1/lists", &json!({"name": "News"})));
+    let r = s
+        .new_client()
+        .post(s.url(&format!("/f/{}", id(&list))))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("email=hanna.berg%40bank.example")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let sc = s.get_json(&format!("/api/v1/leads/{}/score", id(&boss)));
+    assert_eq!(sc["engagement"], 15, "{sc}");
+    assert_eq!(sc["score"], 70, "{sc}");
 }

@@ -10,6 +10,7 @@ mod import;
 pub mod model;
 pub mod money;
 pub mod personal;
+pub mod scoring;
 
 pub use export::Exported;
 pub use import::{ImportReport, Imported};
@@ -886,6 +887,118 @@ impl Crm {
         Ok(())
     }
 
+    // ---- lead scoring ----
+
+    /// What the appliance saw the lead's address do: campaign opens and clicks, sign-up
+    /// forms (through the contact with the same address).
+    fn activity_of(&self, lead: &Lead) -> Result<scoring::Activity> {
+        let mut a = scoring::Activity::default();
+        if lead.email.is_empty() {
+            return Ok(a);
+        }
+        let Some(cid) = self.store.contact_id_by_email(&lead.email)? else {
+            return Ok(a);
+        };
+        if let Some(e) = self.store.engagement(cid)? {
+            a.opens = e.opens;
+            a.last_open = e.last_open;
+            a.clicks = e.clicks;
+            a.last_click = e.last_click;
+        }
+        if let Some(c) = self.store.contact(cid)? {
+            a.forms = c
+                .consents
+                .iter()
+                .filter(|x| x.source.starts_with("form:") && !x.withdrawn)
+                .map(|x| x.at)
+                .collect();
+        }
+        Ok(a)
+    }
+
+    fn score_of(&self, lead: &Lead) -> Result<scoring::Score> {
+        let rules = self.store.scoring_rules()?;
+        Ok(scoring::score(
+            lead,
+            &rules,
+            &self.activity_of(lead)?,
+            now(),
+        ))
+    }
+
+    /// A lead's score as of now, with its breakdown.
+    pub fn lead_score(&self, actor: &Actor, id: Id) -> Result<scoring::Score> {
+        let lead: Lead = self.load(actor, id)?;
+        self.score_of(&lead)
+    }
+
+    pub fn scoring_rules(&self, actor: &Actor) -> Result<scoring::ScoringRules> {
+        actor.check_crm_kind(Kind::Lead, Action::Read)?;
+        Ok(self.store.scoring_rules()?)
+    }
+
+    /// Replaces the scoring rules (admins and managers) and rescores every lead.
+    pub fn set_scoring_rules(
+        &self,
+        actor: &Actor,
+        rules: &scoring::ScoringRules,
+    ) -> Result<scoring::ScoringRules> {
+        if !matches!(
+            actor.role,
+            crate::model::Role::Admin | crate::model::Role::Manager
+        ) {
+            return Err(crate::policy::Denied::Forbidden {
+                role: actor.role,
+                verb: "change",
+                what: "lead scoring rules",
+            }
+            .into());
+        }
+        rules.validate().map_err(|m| invalid("rules", m))?;
+        let before = self.store.scoring_rules()?;
+        self.store.write_crm(|tx| {
+            tx.set_scoring_rules(rules)?;
+            crate::audit::Entry::new(actor, AuditAction::Setting, "setting:crm_scoring_rules")
+                .changes(crate::audit::Changes::of(Some(&before), Some(rules)))
+                .append(tx.wtx())?;
+            Ok::<_, CrmError>(())
+        })?;
+        self.rescore_all()?;
+        Ok(rules.clone())
+    }
+
+    /// Refreshes every lead's stored score (decay, new engagement); returns how many changed.
+    /// Run hourly by the server's housekeeping.
+    pub fn rescore_all(&self) -> Result<u64> {
+        let rules = self.store.scoring_rules()?;
+        let ids = self.store.crm_ids_all::<Lead>()?;
+        let mut changed = 0;
+        for chunk in ids.chunks(500) {
+            let mut updates = Vec::new();
+            for lead in self.store.crm_get_many::<Lead>(chunk)? {
+                let s = scoring::score(&lead, &rules, &self.activity_of(&lead)?, now()).score;
+                if s != lead.score {
+                    updates.push((lead.id, s));
+                }
+            }
+            if updates.is_empty() {
+                continue;
+            }
+            changed += self.store.write_crm(|tx| {
+                let mut n = 0;
+                for (id, s) in &updates {
+                    if let Some(mut l) = tx.get::<Lead>(*id)? {
+                        l.score = *s;
+                        tx.update(&l)?;
+                        n += 1;
+                    }
+                }
+                Ok::<_, CrmError>(n)
+            })?;
+        }
+        Ok(changed)
+    }
+
     pub fn create_lead(&self, actor: &Actor, input: &LeadInput) -> Result<Lead> {
         actor.check_crm_kind(Kind::Lead, Action::Create)?;
         self.store
@@ -907,6 +1020,9 @@ impl Crm {
                 "a lead with the email {} already exists",
                 l.email
             )));
+        }
+        if input.score.is_none() {
+            l.score = self.score_of(&l)?.score;
         }
         let l = tx.insert(l)?;
         Self::audit_create(tx, actor, &l)?;
@@ -942,6 +1058,9 @@ impl Crm {
             )));
         }
         l.updated_at = now();
+        if input.score.is_none() {
+            l.score = self.score_of(&l)?.score;
+        }
         tx.update(&l)?;
         Self::audit_update(tx, actor, &before, &l)?;
         Ok(l)

@@ -342,6 +342,39 @@ pub async fn set_stages(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/leads/{id}/score", tag = "leads",
+    responses((status = 200, body = crate::crm::scoring::Score), (status = 404, body = ErrorBody)))]
+pub async fn lead_score(
+    State(app): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<Id>,
+) -> Result<Json<crate::crm::scoring::Score>, ApiError> {
+    Ok(Json(
+        blocking(move || app.crm.lead_score(&actor, id)).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/leads/scoring-rules", tag = "leads",
+    responses((status = 200, body = crate::crm::scoring::ScoringRules)))]
+pub async fn scoring_rules(
+    State(app): State<AppState>,
+    Authed(actor): Authed,
+) -> Result<Json<crate::crm::scoring::ScoringRules>, ApiError> {
+    Ok(Json(blocking(move || app.crm.scoring_rules(&actor)).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/leads/scoring-rules", request_body = crate::crm::scoring::ScoringRules, tag = "leads",
+    responses((status = 200, body = crate::crm::scoring::ScoringRules), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_scoring_rules(
+    State(app): State<AppState>,
+    Authed(actor): Authed,
+    Json(body): Json<crate::crm::scoring::ScoringRules>,
+) -> Result<Json<crate::crm::scoring::ScoringRules>, ApiError> {
+    Ok(Json(
+        blocking(move || app.crm.set_scoring_rules(&actor, &body)).await?,
+    ))
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrolmentBody {
@@ -505,6 +538,11 @@ pub fn routes(max_import: usize) -> Router<AppState> {
         )
         .nest("/leads", leads::routes())
         .route("/leads/{id}/convert", post(convert))
+        .route("/leads/{id}/score", get(lead_score))
+        .route(
+            "/leads/scoring-rules",
+            get(scoring_rules).put(set_scoring_rules),
+        )
         .nest("/accounts", accounts::routes())
         .nest("/opportunities", opportunities::routes())
         .nest("/activities", activities::routes())

@@ -106,7 +106,7 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
         crm::opportunities::list, crm::opportunities::count, crm::opportunities::export, crm::opportunities::create, crm::opportunities::get, crm::opportunities::update, crm::opportunities::delete,
         crm::activities::list, crm::activities::count, crm::activities::export, crm::activities::create, crm::activities::get, crm::activities::update, crm::activities::delete,
         crm::import_leads, crm::import_accounts, crm::import_opportunities,
-        crm::timeline, crm::pipeline, crm::stages, crm::set_stages,
+        crm::timeline, crm::pipeline, crm::stages, crm::set_stages, crm::lead_score, crm::scoring_rules, crm::set_scoring_rules,
         crm::enrolments, crm::add_enrolment, crm::certifications, crm::add_certification, crm::delete_training, crm::expiring,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),

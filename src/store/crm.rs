@@ -392,11 +392,32 @@ impl<'t> CrmTx<'t> {
         stages_in(&self.wtx.open_table(META)?)
     }
 
+    pub fn set_scoring_rules(&self, rules: &crate::crm::scoring::ScoringRules) -> Result<()> {
+        self.wtx
+            .open_table(META)?
+            .insert(SCORING_KEY, encode(rules).as_slice())?;
+        Ok(())
+    }
+
     pub fn set_stages(&self, stages: &[Stage]) -> Result<()> {
         self.wtx
             .open_table(META)?
             .insert(STAGES_KEY, encode(&stages).as_slice())?;
         Ok(())
+    }
+}
+
+const SCORING_KEY: &str = "crm_scoring_rules";
+
+impl Store {
+    /// The lead scoring rules (the defaults until changed).
+    pub fn scoring_rules(&self) -> Result<crate::crm::scoring::ScoringRules> {
+        let rtx = self.db().begin_read()?;
+        let meta = rtx.open_table(META)?;
+        match meta.get(SCORING_KEY)? {
+            Some(v) => decode("meta", v.value()),
+            None => Ok(Default::default()),
+        }
     }
 }
 
