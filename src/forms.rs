@@ -10,9 +10,9 @@ use crate::contacts::{ContactError, Contacts, emit_contact, empty_contact};
 use crate::delivery::Verp;
 use crate::model::{
     AuditAction, Consent, Contact, EventType, Id, MailingList, Membership, MembershipStatus, OptIn,
-    SuppressionReason, normalise_email, now,
+    normalise_email, now,
 };
-use crate::store::{ContactTx, Store, StoreError, suppression};
+use crate::store::{Store, StoreError};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -172,7 +172,7 @@ impl Forms {
             });
             c.updated_at = at;
             if status == MembershipStatus::Confirmed {
-                lift_unsubscribe(tx, &who, &email)?;
+                crate::subscriptions::lift_unsubscribe(tx, &who, &email)?;
             }
             let c = if created {
                 tx.insert(c)?
@@ -251,7 +251,7 @@ impl Forms {
                 withdrawn: false,
             });
             c.updated_at = at;
-            lift_unsubscribe(tx, &who, &c.email)?;
+            crate::subscriptions::lift_unsubscribe(tx, &who, &c.email)?;
             let c = tx.update(c)?;
             emit_contact(tx, EventType::ContactUpdated, &c)?;
             audit::Entry::new(&who, AuditAction::Update, audit::record("contact", c.id))
@@ -292,21 +292,4 @@ enum Step {
     Done,
     BadLink,
     LeftSince,
-}
-
-/// Signing up again (or confirming) lifts an "unsubscribed" suppression, never a bounce or
-/// complaint one.
-fn lift_unsubscribe(
-    tx: &ContactTx<'_>,
-    who: &crate::policy::Actor,
-    email: &str,
-) -> Result<(), StoreError> {
-    let wtx = tx.wtx();
-    if let Some(s) = suppression::suppression_in(wtx, email)?
-        && s.reason == SuppressionReason::Unsubscribed
-    {
-        suppression::unsuppress(wtx, email)?;
-        audit::suppression_changed(wtx, who, &s, false)?;
-    }
-    Ok(())
 }

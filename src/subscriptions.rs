@@ -11,7 +11,7 @@ use crate::model::{
     AuditAction, Consent, Contact, EventType, Id, MailingList, MembershipStatus, Suppression,
     SuppressionReason, normalise_email, now,
 };
-use crate::store::{self, Store, StoreError, suppression};
+use crate::store::{self, ContactTx, Store, StoreError, suppression};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -285,12 +285,8 @@ impl Subscriptions {
             if !(joined || left) {
                 return Ok(());
             }
-            if joined
-                && let Some(s) = suppression::suppression_in(tx.wtx(), &email)?
-                && s.reason == SuppressionReason::Unsubscribed
-            {
-                suppression::unsuppress(tx.wtx(), &email)?;
-                audit::suppression_changed(tx.wtx(), &who, &s, false)?;
+            if joined {
+                lift_unsubscribe(tx, &who, &email)?;
             }
             c.consents.push(Consent {
                 purpose: "email_marketing".into(),
@@ -321,4 +317,21 @@ impl Subscriptions {
         let recipient = self.recipient(recipient.message, recipient.index)?;
         self.preferences_of(recipient)
     }
+}
+
+/// Subscribing again (preference centre, sign-up form, double opt-in) lifts an
+/// "unsubscribed" suppression, never a bounce or complaint one.
+pub(crate) fn lift_unsubscribe(
+    tx: &ContactTx<'_>,
+    who: &crate::policy::Actor,
+    email: &str,
+) -> Result<(), StoreError> {
+    let wtx = tx.wtx();
+    if let Some(s) = suppression::suppression_in(wtx, email)?
+        && s.reason == SuppressionReason::Unsubscribed
+    {
+        suppression::unsuppress(wtx, email)?;
+        audit::suppression_changed(wtx, who, &s, false)?;
+    }
+    Ok(())
 }

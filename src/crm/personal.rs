@@ -34,6 +34,17 @@ fn delete_lead_in(tx: &CrmTx<'_>, key: &[u8; 32], actor: &Actor, id: Id, why: &s
     Ok(n)
 }
 
+/// The ids of the leads with any of `emails`, through an index lookup (`ids_of` a key).
+fn leads_of(emails: &[String], mut ids_of: impl FnMut(&str) -> Result<Vec<Id>>) -> Result<Vec<Id>> {
+    let mut ids = Vec::new();
+    for e in emails {
+        ids.extend(ids_of(&format!("lead/email/{}", e.to_lowercase()))?);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
 pub struct LeadPersonalData {
     store: Arc<Store>,
 }
@@ -44,16 +55,7 @@ impl LeadPersonalData {
     }
 
     fn lead_ids(&self, emails: &[String]) -> Result<Vec<Id>> {
-        let mut ids = Vec::new();
-        for e in emails {
-            ids.extend(
-                self.store
-                    .crm_ids(&format!("lead/email/{}", e.to_lowercase()))?,
-            );
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        Ok(ids)
+        leads_of(emails, |key| Ok(self.store.crm_ids(key)?))
     }
 }
 
@@ -83,13 +85,7 @@ impl PersonalDataSource for LeadPersonalData {
     ) -> Result<u64> {
         let tx = CrmTx::new(wtx);
         let mut n = 0;
-        let mut ids = Vec::new();
-        for e in emails {
-            ids.extend(tx.ids(&format!("lead/email/{}", e.to_lowercase()))?);
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        for id in ids {
+        for id in leads_of(emails, |key| Ok(tx.ids(key)?))? {
             n += delete_lead_in(&tx, key, actor, id, "deleted with the person's erasure")?;
         }
         Ok(n)
