@@ -405,6 +405,14 @@ fn campaign_to_1000_contacts_exactly_once_signed_unsubscribable_and_tracked() {
     assert_eq!(r.status(), 200);
     let stats = s.get_json(&format!("/api/v1/campaigns/{id}"))["stats"].clone();
     assert_eq!(stats["unsubscribes"], 1, "{stats}");
+    let report = s.get_json(&format!("/api/v1/campaigns/{id}/report"));
+    let per_hour: u64 = report["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["unsubscribes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_hour, 1, "the unsubscribe is on the timeline: {report}");
 
     let before: HashSet<PathBuf> = files.into_iter().collect();
     let second = campaign(s, "Summer certification", tpl, list);

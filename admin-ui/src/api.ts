@@ -368,6 +368,8 @@ export interface TimelineBucket {
   bounced: number;
   opens: number;
   clicks: number;
+  unsubscribes: number;
+  complaints: number;
 }
 
 export interface CampaignReport {

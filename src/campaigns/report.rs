@@ -52,6 +52,8 @@ pub struct Bucket {
     pub bounced: u64,
     pub opens: u64,
     pub clicks: u64,
+    pub unsubscribes: u64,
+    pub complaints: u64,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -175,7 +177,11 @@ impl Campaigns {
             }
         }
         let messages: Vec<Id> = domain_of.keys().copied().collect();
-        s.complaints = store.complaints_about(&messages)?;
+        let complaints = store.complaints_about(&messages)?;
+        s.complaints = complaints.len() as u64;
+        for at in complaints {
+            timeline.entry(hour(at)).or_default().complaints += 1;
+        }
 
         let mut link_clicks: HashMap<String, (u64, HashSet<Id>)> = HashMap::new();
         for e in &events {
@@ -202,6 +208,7 @@ impl Campaigns {
                         }
                     }
                 }
+                ("unsubscribe", _) => b.unsubscribes += 1,
                 _ => {}
             }
         }

@@ -243,24 +243,24 @@ impl Store {
         Ok(out)
     }
 
-    /// How many complaints came back about any of `messages` (one read snapshot).
-    pub fn complaints_about(&self, messages: &[Id]) -> Result<u64> {
+    /// When complaints came back about any of `messages` (one read snapshot).
+    pub fn complaints_about(&self, messages: &[Id]) -> Result<Vec<OffsetDateTime>> {
         let rtx = self.db().begin_read()?;
         let by_message = rtx.open_table(FEEDBACK_BY_MESSAGE)?;
         let feedback = rtx.open_table(FEEDBACK)?;
-        let mut n = 0;
+        let mut out = Vec::new();
         for m in messages {
             for row in by_message.range((*m, 0)..=(*m, u64::MAX))? {
                 let (k, _) = row?;
                 if let Some(v) = feedback.get(k.value().1)? {
                     let f: FeedbackRecord = decode("feedback", v.value())?;
                     if f.kind == crate::model::FeedbackType::Complaint {
-                        n += 1;
+                        out.push(f.at);
                     }
                 }
             }
         }
-        Ok(n)
+        Ok(out)
     }
 
     /// The most recent feedback records of any address, newest first.

@@ -139,6 +139,8 @@ const SERIES: { key: keyof Omit<TimelineBucket, 'at'>; label: string; color: str
   { key: 'opens', label: 'Opens', color: '#1e7b3c', dash: '6 4' },
   { key: 'clicks', label: 'Clicks', color: '#8a5a00', dash: '2 3' },
   { key: 'bounced', label: 'Bounced', color: '#b3261e', dash: '8 3 2 3' },
+  { key: 'unsubscribes', label: 'Unsubscribes', color: '#5b4a9e', dash: '1 3' },
+  { key: 'complaints', label: 'Complaints', color: '#7a2e5c', dash: '10 2' },
 ];
 
 const HOUR = 3600_000;
@@ -154,7 +156,7 @@ function filled(buckets: TimelineBucket[]): TimelineBucket[] {
   const by = new Map(buckets.map((b) => [Date.parse(b.at), b]));
   const out: TimelineBucket[] = [];
   for (let t = first; t <= last; t += HOUR) {
-    out.push(by.get(t) ?? { at: new Date(t).toISOString(), delivered: 0, bounced: 0, opens: 0, clicks: 0 });
+    out.push(by.get(t) ?? { at: new Date(t).toISOString(), delivered: 0, bounced: 0, opens: 0, clicks: 0, unsubscribes: 0, complaints: 0 });
   }
   return out;
 }
@@ -227,7 +229,7 @@ export function TimelineChart({ buckets }: { buckets: TimelineBucket[] }) {
         aria-labelledby="timeline-svg-title timeline-svg-desc"
         preserveAspectRatio="xMidYMid meet"
       >
-        <title id="timeline-svg-title">Hourly deliveries, opens, clicks and bounces</title>
+        <title id="timeline-svg-title">Hourly deliveries, opens, clicks, bounces, unsubscribes and complaints</title>
         <desc id="timeline-svg-desc">{desc}</desc>
         {ticks.map((v) => (
           <g key={v}>
