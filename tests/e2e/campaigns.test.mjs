@@ -293,7 +293,8 @@ function defineSuite() {
         const row = page.locator(`.campaigns-table tr[data-campaign-id="${campaignId}"]`);
         await row.waitFor();
         assert.equal((await row.getByTestId('campaign-status').textContent()).trim(), 'finished');
-        assert.match(await row.textContent(), new RegExp(LIST_NAME));
+        // the list names arrive with their own request: the row names the list once they have
+        await until('the row to name the list', async () => new RegExp(LIST_NAME).test(await row.textContent()));
       }),
     );
 
