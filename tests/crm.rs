@@ -1340,3 +1340,97 @@ fn tasks_due_the_team_directory_and_an_accounts_contacts() {
     let hist = s.get_json(&format!("/api/v1/audit?record=account:{acc}"));
     assert!(hist.to_string().contains("2 contacts unlinked"), "{hist}");
 }
+
+#[test]
+fn renewals_and_lead_scores_select_campaign_audiences() {
+    let s = Server::start_with(&[FAST]);
+    let today = time::OffsetDateTime::now_utc().date();
+    let day = |d: i64| (today + time::Duration::days(d)).to_string();
+    let contact = |email: &str| {
+        id(&created(
+            s.post("/api/v1/contacts", &json!({"email": email})),
+        ))
+    };
+    let (soon, later, lapsed, none) = (
+        contact("soon@renewals.example"),
+        contact("later@renewals.example"),
+        contact("lapsed@renewals.example"),
+        contact("none@renewals.example"),
+    );
+    let certify = |c: u64, name: &str, expires: String| {
+        id(&created(s.post(
+            &format!("/api/v1/contacts/{c}/certifications"),
+            &json!({"name": name, "issued": "2024-01-10", "expires": expires}),
+        )))
+    };
+    let soon_cert = certify(soon, "ITIL 4 Foundation", day(10));
+    certify(later, "PRINCE2 Practitioner", day(100));
+    certify(lapsed, "ITIL 4 Foundation", day(-1));
+    // leads: Later's address scores by its job title, None's does not
+    let hot = created(s.post(
+        "/api/v1/leads",
+        &json!({"email": "later@renewals.example", "job_title": "Head of Training"}),
+    ));
+    assert!(hot["score"].as_i64().unwrap() > 0, "{hot}");
+    created(s.post(
+        "/api/v1/leads",
+        &json!({"email": "none@renewals.example", "job_title": "Student"}),
+    ));
+    let matching = |filter: &str| -> Vec<u64> {
+        let r = s.post(
+            "/api/v1/segments/preview",
+            &json!({"filter": filter, "limit": 100}),
+        );
+        let v: Value = r.json().unwrap();
+        let mut ids: Vec<u64> = v["contacts"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{filter}: {v}"))
+            .iter()
+            .map(id)
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(v["count"], ids.len() as u64, "{filter}: {v}");
+        ids
+    };
+    assert_eq!(matching("certification_expires_within(60d)"), vec![soon]);
+    assert_eq!(
+        matching("certification_expires_within(365d)"),
+        vec![soon, later]
+    );
+    assert_eq!(matching(r#"certified("itil")"#), vec![soon]);
+    assert_eq!(
+        matching(r#"not certified("ITIL") and email_domain = "renewals.example""#),
+        vec![later, lapsed, none]
+    );
+    let score = hot["score"].as_i64().unwrap();
+    assert_eq!(matching(&format!("lead_score >= {score}")), vec![later]);
+    assert_eq!(
+        matching(&format!("lead_score > {score}")),
+        Vec::<u64>::new()
+    );
+    assert_eq!(matching(&format!("lead_score < {score}")), vec![none]);
+    assert_eq!(matching("lead_score >= 0"), vec![later, none]);
+    // a saved segment follows the records: the renewal is done, nobody is due
+    let seg = created(s.post(
+        "/api/v1/segments",
+        &json!({"name": "Renewals due", "filter": "certification_expires_within(60d)"}),
+    ));
+    let count =
+        |seg: &Value| s.get_json(&format!("/api/v1/segments/{}/count", id(seg)))["count"].clone();
+    assert_eq!(count(&seg), 1);
+    assert_eq!(
+        s.delete(&format!(
+            "/api/v1/contacts/{soon}/certifications/{soon_cert}"
+        ))
+        .status(),
+        204
+    );
+    assert_eq!(count(&seg), 0);
+    // bad input is located
+    let (st, e) = error_of(s.post(
+        "/api/v1/segments/preview",
+        &json!({"filter": "lead_score >= \"hot\""}),
+    ));
+    assert_eq!(st, 422, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("number"), "{e}");
+}
