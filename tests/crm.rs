@@ -80,10 +80,12 @@ fn crud_of_each_kind_with_filters_timeline_and_training() {
     assert_eq!(ids_of(&s.get_json("/api/v1/leads?q=ini")), vec![id(&l2)]);
     assert_eq!(s.get_json("/api/v1/leads/count")["count"], 2);
     assert_eq!(s.get_json("/api/v1/leads/count?status=new")["count"], 0);
-    // the scoring rules score Ann's title (training 10, manager 10); Bob scores nothing
+    // the rules score Ann's title 20 (training 10, manager 10); the 40 she was created with
+    // stays, as a manual +20 over the rules; Bob scores nothing
     let sorted = s.get_json("/api/v1/leads?sort=-score");
     assert_eq!(sorted["items"][0]["id"], lid);
-    assert_eq!(sorted["items"][0]["score"], 20);
+    assert_eq!(sorted["items"][0]["score"], 40);
+    assert_eq!(sorted["items"][0]["score_adjustment"], 20);
     // cursor paging
     let p1 = s.get_json("/api/v1/leads?limit=1");
     assert_eq!(p1["total"], 2);
@@ -1172,8 +1174,34 @@ fn lead_scores_follow_the_rules_and_engagement_with_a_breakdown() {
     assert_eq!(at_least("-5").len(), 2);
     let (st, e) = error_of(s.get("/api/v1/leads?min_score=lots"));
     assert!(st == 400 || st == 422, "{st} {e}");
+    // a score set by hand is kept as an adjustment: it still moves with the rules
+    let r = s.patch(
+        &format!("/api/v1/leads/{}", id(&student)),
+        &json!({"score": 75}),
+    );
+    assert_eq!(r.status(), 200);
+    let sc = s.get_json(&format!("/api/v1/leads/{}/score", id(&student)));
+    assert_eq!(
+        (sc["score"].as_i64(), sc["adjustment"].as_i64()),
+        (Some(75), Some(15)),
+        "{sc}"
+    );
+    assert!(
+        sc["breakdown"].to_string().contains("manual adjustment"),
+        "{sc}"
+    );
+    let mut raised = rules.clone();
+    let last = raised["fit"].as_array().unwrap().len() - 1;
+    raised["fit"][last]["points"] = json!(70);
+    assert_eq!(s.put("/api/v1/leads/scoring-rules", &raised).status(), 200);
+    assert_eq!(
+        s.get_json(&format!("/api/v1/leads/{}", id(&student)))["score"],
+        85
+    );
+    assert_eq!(s.put("/api/v1/leads/scoring-rules", &rules).status(), 200);
+    // three rule changes, each audited
     let audit = s.get_json("/api/v1/audit?record=setting:crm_scoring_rules");
-    assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
+    assert_eq!(audit["items"].as_array().unwrap().len(), 3, "{audit}");
 
     // a bad rule is named; sales may not change the rules
     rules["fit"][0]["field"] = json!("shoe_size");
