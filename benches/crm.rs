@@ -4,12 +4,16 @@
 //! weighted sums and the first cards), for an admin (sees everything) and a sales user (sees
 //! a twentieth), through the service the HTTP handlers call (`mailstead::crm::Crm`).
 //!
-//! Environment: `CRM_LEADS`, `CRM_ACCOUNTS`, `CRM_OPPS` (defaults above), `CRM_RUNS`
+//! Also 100,000 activities (40% tasks with due dates) for the tasks-due list.
+//!
+//! Environment: `CRM_LEADS`, `CRM_ACCOUNTS`, `CRM_OPPS`, `CRM_ACTIVITIES` (defaults above), `CRM_RUNS`
 //! (measured calls per query, default 200). Prints `key=value` lines; the figures are the
 //! `p95_ms` values (target < 50 ms).
 
 use mailstead::contacts::Contacts;
-use mailstead::crm::model::{Account, Address, Lead, LeadStatus, Opportunity, default_stages};
+use mailstead::crm::model::{
+    Account, Activity, ActivityKind, Address, Lead, LeadStatus, Opportunity, default_stages,
+};
 use mailstead::crm::{Crm, ListQuery};
 use mailstead::model::{Role, now};
 use mailstead::policy::Actor;
@@ -85,6 +89,32 @@ fn opportunity(i: usize, accounts: usize) -> Opportunity {
     }
 }
 
+fn activity(i: usize, leads: usize) -> Activity {
+    let t = now();
+    let kinds = [
+        ActivityKind::Task,
+        ActivityKind::Call,
+        ActivityKind::Task,
+        ActivityKind::Note,
+        ActivityKind::Email,
+    ];
+    let kind = kinds[i % kinds.len()];
+    Activity {
+        id: 0,
+        kind,
+        subject: format!("Follow up {i}"),
+        body: String::new(),
+        record: Some(format!("lead:{}", 1 + i % leads.max(1))),
+        // tasks due over two years, one in three done
+        due: (kind == ActivityKind::Task)
+            .then(|| format!("{}-{:02}-{:02}", 2026 + i % 2, 1 + i % 12, 1 + i % 28)),
+        done: i.is_multiple_of(3),
+        owner_id: Some(1 + i as u64 % SALES_PEOPLE),
+        created_at: t,
+        updated_at: t,
+    }
+}
+
 fn seed<T>(store: &Store, n: usize, make: impl Fn(usize) -> T)
 where
     T: mailstead::store::crm::CrmRecord,
@@ -131,6 +161,7 @@ fn main() {
         env("CRM_ACCOUNTS", 20_000),
         env("CRM_OPPS", 50_000),
     );
+    let n_activities = env("CRM_ACTIVITIES", 100_000);
     let runs = env("CRM_RUNS", 200);
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(Store::open(dir.path()).expect("store"));
@@ -141,8 +172,9 @@ fn main() {
     seed(&store, n_accounts, account);
     seed(&store, n_leads, lead);
     seed(&store, n_opps, |i| opportunity(i, n_accounts));
+    seed(&store, n_activities, |i| activity(i, n_leads));
     println!(
-        "seeded leads={n_leads} accounts={n_accounts} opportunities={n_opps} in {:.1} s",
+        "seeded leads={n_leads} accounts={n_accounts} opportunities={n_opps} activities={n_activities} in {:.1} s",
         t.elapsed().as_secs_f64()
     );
     let admin = Actor {
@@ -175,6 +207,30 @@ fn main() {
         measure(&format!("{who} leads?q=compan&status=new"), runs, || {
             crm.leads(actor, &q).expect("list").items.len()
         });
+        let q = ListQuery {
+            min_score: Some(90),
+            sort: Some("-score".into()),
+            limit: Some(25),
+            ..Default::default()
+        };
+        measure(
+            &format!("{who} leads?min_score=90&sort=-score"),
+            runs,
+            || crm.leads(actor, &q).expect("list").items.len(),
+        );
+        let q = ListQuery {
+            kind: Some("task".into()),
+            done: Some(false),
+            due_before: Some("2026-12-31".into()),
+            sort: Some("due".into()),
+            limit: Some(25),
+            ..Default::default()
+        };
+        measure(
+            &format!("{who} tasks due (activities?kind=task&done=false&due_before)"),
+            runs,
+            || crm.activities(actor, &q).expect("list").items.len(),
+        );
         let q = ListQuery {
             stage: Some("proposal".into()),
             limit: Some(25),
