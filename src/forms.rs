@@ -60,6 +60,8 @@ pub struct Forms {
     contacts: Arc<Contacts>,
     codec: Verp,
     base_url: String,
+    /// The brand's company name (the wording of consent names it).
+    company: String,
 }
 
 /// The wording a form shows next to its button, kept as proof of what was agreed to.
@@ -89,6 +91,9 @@ impl Forms {
             contacts,
             codec,
             base_url: settings.public_url.trim_end_matches('/').to_string(),
+            company: crate::templates::Brand::from_settings(settings)
+                .map(|b| b.company_name)
+                .unwrap_or_default(),
         })
     }
 
@@ -270,7 +275,13 @@ impl Forms {
     }
 
     /// An embeddable HTML form for a list (copy into any web page).
-    pub fn embed_html(&self, list: &MailingList, company: &str) -> String {
+    /// The company a form's consent wording names.
+    pub fn company(&self) -> &str {
+        &self.company
+    }
+
+    pub fn embed_html(&self, list: &MailingList) -> String {
+        let company = self.company.as_str();
         let esc = crate::templates::attr_escape;
         format!(
             r#"<form action="{base}/f/{id}" method="post" class="mailstead-form">

@@ -49,14 +49,6 @@ fn problem(e: &FormError) -> Response {
     }
 }
 
-fn company(app: &AppState) -> String {
-    app.settings
-        .raw
-        .get("brand_company_name")
-        .map(|(v, _)| v.clone())
-        .unwrap_or_default()
-}
-
 pub async fn form_page(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -70,7 +62,7 @@ pub async fn form_page(
         Ok(Ok(list)) => page(
             StatusCode::OK,
             &format!("Subscribe: {}", list.name),
-            &app.forms.embed_html(&list, &company(&app)),
+            &app.forms.embed_html(&list),
         ),
         Ok(Err(e)) => problem(&e),
         Err(_) => problem(&FormError::Invalid("please try again".into())),
@@ -100,10 +92,10 @@ pub async fn sign_up(
         }
     }
     let a = app.clone();
-    let company = company(&app);
     let res = tokio::task::spawn_blocking(move || {
         let list = a.forms.list(list_id)?;
-        a.forms.sign_up(list_id, &s, &wording(&list, &company))
+        a.forms
+            .sign_up(list_id, &s, &wording(&list, a.forms.company()))
     })
     .await;
     match res {
@@ -246,6 +238,6 @@ pub async fn embed(
     .await?;
     Ok(Json(EmbedForm {
         url: format!("{}/f/{}", app.settings.public_url, list.id),
-        html: app.forms.embed_html(&list, &company(&app)),
+        html: app.forms.embed_html(&list),
     }))
 }
