@@ -16,6 +16,7 @@ import {
   useUser,
 } from '../components';
 import { RecordHistory } from './audit';
+import { RecordTimeline } from '../crm';
 import { href, navigate } from '../router';
 
 interface AttrRow {
@@ -411,6 +412,7 @@ export function ContactPage({ id }: { id: string | null }) {
           </div>
         </div>
       ) : null}
+      {!isNew && contact ? <RecordTimeline kind="contact" id={contact.id} /> : null}
       {!isNew && contact ? <ContactFeedback key={contact.id} id={contact.id} updated={contact.updated_at} /> : null}
       {!isNew && contact ? <RecordHistory record={`contact:${contact.id}`} updated={contact.updated_at} /> : null}
 
