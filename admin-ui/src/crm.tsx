@@ -9,6 +9,7 @@ import {
   isAbort,
   toApiError,
   type ActivityKind,
+  type ConsentRecord,
   type DirectoryUser,
   type Page,
   type TimelineItem,
@@ -44,6 +45,28 @@ export function useLoad<T>(key: unknown, load: () => Promise<T>): { data: T | nu
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [key]);
   return { data, error };
+}
+
+/**
+ * One action at a time: `busy` while it runs, its failure kept in `error` (for an ErrorBanner).
+ * `run` resolves to the action's result, or null after a failure.
+ */
+export function useAction() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+  async function run<T>(fn: () => Promise<T>): Promise<T | null> {
+    setBusy(true);
+    setError(null);
+    try {
+      return await fn();
+    } catch (e) {
+      setError(toApiError(e));
+      return null;
+    } finally {
+      setBusy(false);
+    }
+  }
+  return { busy, error, setError, run };
 }
 
 // ---------------------------------------------------------------- users
@@ -212,6 +235,37 @@ export function ScoreBreakdown({ leadId, updated }: { leadId: number; updated?: 
   );
 }
 
+/** Consent grants and withdrawals with their proof (oldest first). */
+export function ConsentTable({ items }: { items: ConsentRecord[] }) {
+  return (
+    <table class="table table-compact">
+      <thead>
+        <tr>
+          <th scope="col">Purpose</th>
+          <th scope="col">Given or withdrawn</th>
+          <th scope="col">Source</th>
+          <th scope="col">When</th>
+          <th scope="col">IP</th>
+        </tr>
+      </thead>
+      <tbody>
+        {items.map((c, i) => (
+          <tr key={i}>
+            <td data-label="Purpose">{c.purpose}</td>
+            <td data-label="Given or withdrawn">
+              {c.withdrawn ? <span class="badge badge-bad">withdrawn</span> : <span class="badge badge-ok">given</span>}
+              {c.wording ? <div class="muted small">“{c.wording}”</div> : null}
+            </td>
+            <td data-label="Source">{c.source}</td>
+            <td data-label="When">{formatDate(c.at)}</td>
+            <td data-label="IP">{c.ip || '—'}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
 // ---------------------------------------------------------------- timeline
 
 const EMAIL_LABELS: Record<string, string> = {
@@ -293,8 +347,7 @@ export function ActivityForm({ record, onAdded }: { record: string; onAdded: () 
   const [subject, setSubject] = useState('');
   const [body, setBody] = useState('');
   const [due, setDue] = useState(todayISO());
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
+  const { busy, error, setError, run } = useAction();
   const current = FORM_KINDS.find((k) => k.kind === kind)!;
   const idp = 'activity-' + record.replace(':', '-');
 
@@ -304,25 +357,20 @@ export function ActivityForm({ record, onAdded }: { record: string; onAdded: () 
       setError(new ApiError(0, 'required', 'A subject is required.', 'subject'));
       return;
     }
-    setBusy(true);
-    setError(null);
-    try {
-      await api.createActivity({
+    const added = await run(() =>
+      api.createActivity({
         kind,
         subject: subject.trim(),
         body: body.trim() || undefined,
         record,
         due: kind === 'task' && due ? due : undefined,
-      });
-      notify(`${current.label} added`);
-      setSubject('');
-      setBody('');
-      onAdded();
-    } catch (err) {
-      setError(toApiError(err));
-    } finally {
-      setBusy(false);
-    }
+      }),
+    );
+    if (!added) return;
+    notify(`${current.label} added`);
+    setSubject('');
+    setBody('');
+    onAdded();
   }
 
   return (
@@ -447,27 +495,36 @@ export function useCursorList<T>(
   };
 }
 
-/** "12 leads · showing 10" and the "Load more" button of a cursor-paged list. */
-export function ListSummary<T>({ list, noun, plural }: { list: CursorList<T>; noun: string; plural: string }) {
+/** "12 leads · showing 10", the results (`children`, shown when there are items) or `empty`,
+ *  and the "Load more" button of a cursor-paged list. */
+export function PagedResults<T>(p: {
+  id: string;
+  list: CursorList<T>;
+  noun: string;
+  plural: string;
+  empty: string;
+  children: ComponentChildren;
+}) {
+  const { list } = p;
   const n = list.total ?? list.items.length;
   return (
-    <p class="result-summary" role="status" aria-live="polite" data-testid="result-summary">
-      {list.error
-        ? ''
-        : list.loading && !list.items.length
-          ? 'Loading…'
-          : `${n} ${n === 1 ? noun : plural}${list.items.length < n ? ` · showing ${list.items.length}` : ''}`}
-    </p>
-  );
-}
-
-export function LoadMore<T>({ list }: { list: CursorList<T> }) {
-  if (!list.hasMore) return null;
-  return (
-    <div class="load-more">
-      <button type="button" class="btn" disabled={list.loading} onClick={list.loadMore}>
-        {list.loading ? 'Loading…' : 'Load more'}
-      </button>
+    <div id={p.id} aria-busy={list.loading}>
+      <p class="result-summary" role="status" aria-live="polite" data-testid="result-summary">
+        {list.error
+          ? ''
+          : list.loading && !list.items.length
+            ? 'Loading…'
+            : `${n} ${n === 1 ? p.noun : p.plural}${list.items.length < n ? ` · showing ${list.items.length}` : ''}`}
+      </p>
+      {!list.loading && !list.error && list.items.length === 0 ? <p class="empty">{p.empty}</p> : null}
+      {list.items.length ? p.children : null}
+      {list.hasMore ? (
+        <div class="load-more">
+          <button type="button" class="btn" disabled={list.loading} onClick={list.loadMore}>
+            {list.loading ? 'Loading…' : 'Load more'}
+          </button>
+        </div>
+      ) : null}
     </div>
   );
 }

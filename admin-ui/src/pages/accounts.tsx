@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, type Account, type Activity, type Contact, type Opportunity } from '../api';
 import { ErrorBanner, Field, formatDate, fullName, PageHeader, Spinner, useDebounced, useUser } from '../components';
-import { Facts, ListSummary, LoadMore, RecordTimeline, useCursorList, useDirectory, useLoad, userLabel } from '../crm';
+import { Facts, PagedResults, RecordTimeline, useCursorList, useDirectory, useLoad, userLabel } from '../crm';
 import { href, replaceQuery } from '../router';
 
 const PAGE_SIZE = 25;
@@ -32,35 +32,30 @@ export function AccountsPage({ query }: { query: URLSearchParams }) {
         </Field>
       </form>
       <ErrorBanner error={list.error} />
-      <div id="account-results" aria-busy={list.loading}>
-        <ListSummary list={list} noun="account" plural="accounts" />
-        {!list.loading && !list.error && list.items.length === 0 ? <p class="empty">No accounts match.</p> : null}
-        {list.items.length ? (
-          <table class="table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Domain</th>
-                <th scope="col">Industry</th>
-                <th scope="col">Size</th>
+      <PagedResults id="account-results" list={list} noun="account" plural="accounts" empty="No accounts match.">
+        <table class="table">
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Domain</th>
+              <th scope="col">Industry</th>
+              <th scope="col">Size</th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.items.map((a) => (
+              <tr key={a.id}>
+                <td data-label="Name">
+                  <a href={href(`/accounts/${a.id}`)}>{a.name}</a>
+                </td>
+                <td data-label="Domain">{a.domain || <span class="muted">—</span>}</td>
+                <td data-label="Industry">{a.industry || <span class="muted">—</span>}</td>
+                <td data-label="Size">{a.size || <span class="muted">—</span>}</td>
               </tr>
-            </thead>
-            <tbody>
-              {list.items.map((a) => (
-                <tr key={a.id}>
-                  <td data-label="Name">
-                    <a href={href(`/accounts/${a.id}`)}>{a.name}</a>
-                  </td>
-                  <td data-label="Domain">{a.domain || <span class="muted">—</span>}</td>
-                  <td data-label="Industry">{a.industry || <span class="muted">—</span>}</td>
-                  <td data-label="Size">{a.size || <span class="muted">—</span>}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        ) : null}
-        <LoadMore list={list} />
-      </div>
+            ))}
+          </tbody>
+        </table>
+      </PagedResults>
     </section>
   );
 }

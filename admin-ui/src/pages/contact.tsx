@@ -16,7 +16,7 @@ import {
   useUser,
 } from '../components';
 import { RecordHistory } from './audit';
-import { RecordTimeline } from '../crm';
+import { ConsentTable, RecordTimeline } from '../crm';
 import { href, navigate } from '../router';
 
 interface AttrRow {
@@ -367,26 +367,7 @@ export function ContactPage({ id }: { id: string | null }) {
           <div class="card">
             <h2>Consents</h2>
             {contact.consents?.length ? (
-              <table class="table table-compact">
-                <thead>
-                  <tr>
-                    <th scope="col">Purpose</th>
-                    <th scope="col">Source</th>
-                    <th scope="col">When</th>
-                    <th scope="col">IP</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {contact.consents.map((c, i) => (
-                    <tr key={i}>
-                      <td data-label="Purpose">{c.purpose}</td>
-                      <td data-label="Source">{c.source}</td>
-                      <td data-label="When">{formatDate(c.at)}</td>
-                      <td data-label="IP">{c.ip || '—'}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
+              <ConsentTable items={contact.consents} />
             ) : (
               <p class="muted">No consent records.</p>
             )}

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, toApiError, type ApiError, type Contact, type Lead } from '../api';
-import { ConfirmDialog, downloadJson, ErrorBanner, Field, formatDate, fullName, notify, PageHeader, Spinner } from '../components';
-import { useLoad } from '../crm';
+import { ConfirmDialog, downloadJson, ErrorBanner, Field, fullName, notify, PageHeader, Spinner } from '../components';
+import { ConsentTable, useLoad } from '../crm';
 import { href } from '../router';
 
 type PersonKind = 'contacts' | 'leads';
@@ -201,33 +201,7 @@ function ConsentHistoryTable({ id }: { id: number }) {
       <ErrorBanner error={error} />
       {data === null && !error ? <Spinner /> : null}
       {data && data.history.length === 0 ? <p class="muted">No consent records.</p> : null}
-      {data && data.history.length ? (
-        <table class="table table-compact">
-          <thead>
-            <tr>
-              <th scope="col">Purpose</th>
-              <th scope="col">Given or withdrawn</th>
-              <th scope="col">Source</th>
-              <th scope="col">When</th>
-              <th scope="col">IP</th>
-            </tr>
-          </thead>
-          <tbody>
-            {data.history.map((c, i) => (
-              <tr key={i}>
-                <td data-label="Purpose">{c.purpose}</td>
-                <td data-label="Given or withdrawn">
-                  {c.withdrawn ? <span class="badge badge-bad">withdrawn</span> : <span class="badge badge-ok">given</span>}
-                  {c.wording ? <div class="muted small">“{c.wording}”</div> : null}
-                </td>
-                <td data-label="Source">{c.source}</td>
-                <td data-label="When">{formatDate(c.at)}</td>
-                <td data-label="IP">{c.ip || '—'}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      ) : null}
+      {data && data.history.length ? <ConsentTable items={data.history} /> : null}
       {data && Object.keys(data.current).length ? (
         <p class="small">
           Now:{' '}

@@ -4,13 +4,13 @@ import { api, LEAD_STATUSES, toApiError, type ApiError, type Lead, type LeadPatc
 import { canWrite, ctl, ErrorBanner, Field, formatDate, fullName, notify, PageHeader, Spinner, useDebounced, useUser } from '../components';
 import {
   Facts,
-  ListSummary,
-  LoadMore,
+  PagedResults,
   OwnerSelect,
   RecordTimeline,
   ScoreBreakdown,
   StatusBadge,
   useCursorList,
+  useAction,
   useDirectory,
   userLabel,
 } from '../crm';
@@ -100,49 +100,44 @@ export function LeadsPage({ query }: { query: URLSearchParams }) {
         </div>
       </form>
       <ErrorBanner error={list.error ?? saveError} />
-      <div id="lead-results" aria-busy={list.loading}>
-        <ListSummary list={list} noun="lead" plural="leads" />
-        {!list.loading && !list.error && list.items.length === 0 ? <p class="empty">No leads match.</p> : null}
-        {list.items.length ? (
-          <table class="table leads-table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Company</th>
-                <th scope="col">Email</th>
-                <th scope="col">Status</th>
-                <th scope="col">Score</th>
-                <th scope="col">Owner</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.items.map((l) => (
-                <LeadRow
-                  key={l.id}
-                  lead={l}
-                  open={open === l.id}
-                  onToggle={() => setOpen(open === l.id ? null : l.id)}
-                  owner={
-                    canWrite(user) ? (
-                      <OwnerSelect
-                        id={`lead-owner-${l.id}`}
-                        label={`Assign ${leadName(l)} to`}
-                        value={l.assigned_to}
-                        users={users}
-                        disabled={busy === l.id}
-                        onChange={(to) => void assign(l, to)}
-                      />
-                    ) : (
-                      userLabel(l.assigned_to, user, users)
-                    )
-                  }
-                />
-              ))}
-            </tbody>
-          </table>
-        ) : null}
-        <LoadMore list={list} />
-      </div>
+      <PagedResults id="lead-results" list={list} noun="lead" plural="leads" empty="No leads match.">
+        <table class="table leads-table">
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Company</th>
+              <th scope="col">Email</th>
+              <th scope="col">Status</th>
+              <th scope="col">Score</th>
+              <th scope="col">Owner</th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.items.map((l) => (
+              <LeadRow
+                key={l.id}
+                lead={l}
+                open={open === l.id}
+                onToggle={() => setOpen(open === l.id ? null : l.id)}
+                owner={
+                  canWrite(user) ? (
+                    <OwnerSelect
+                      id={`lead-owner-${l.id}`}
+                      label={`Assign ${leadName(l)} to`}
+                      value={l.assigned_to}
+                      users={users}
+                      disabled={busy === l.id}
+                      onChange={(to) => void assign(l, to)}
+                    />
+                  ) : (
+                    userLabel(l.assigned_to, user, users)
+                  )
+                }
+              />
+            ))}
+          </tbody>
+        </table>
+      </PagedResults>
     </section>
   );
 }
@@ -325,25 +320,20 @@ function ConvertForm({ lead }: { lead: Lead }) {
   const [name, setName] = useState(lead.company ? `${lead.company}: new business` : '');
   const [amount, setAmount] = useState('');
   const [currency, setCurrency] = useState('EUR');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
+  const { busy, error, run } = useAction();
 
   async function convert(e: Event) {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      const opportunity: { name?: string; amount?: string; currency?: string } = {};
-      if (name.trim()) opportunity.name = name.trim();
-      if (amount.trim()) opportunity.amount = amount.trim();
-      if (currency.trim()) opportunity.currency = currency.trim().toUpperCase();
-      const r = await api.convertLead(lead.id, withOpp ? { create_opportunity: true, opportunity } : { create_opportunity: false });
-      notify(`${leadName(lead)} converted`);
-      navigate(`/accounts/${r.account_id}`);
-    } catch (err) {
-      setError(toApiError(err));
-      setBusy(false);
-    }
+    const opportunity: { name?: string; amount?: string; currency?: string } = {};
+    if (name.trim()) opportunity.name = name.trim();
+    if (amount.trim()) opportunity.amount = amount.trim();
+    if (currency.trim()) opportunity.currency = currency.trim().toUpperCase();
+    const r = await run(() =>
+      api.convertLead(lead.id, withOpp ? { create_opportunity: true, opportunity } : { create_opportunity: false }),
+    );
+    if (!r) return;
+    notify(`${leadName(lead)} converted`);
+    navigate(`/accounts/${r.account_id}`);
   }
 
   return (

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, toApiError, type Activity, type ApiError } from '../api';
 import { canWrite, ErrorBanner, notify, PageHeader, useUser } from '../components';
-import { ListSummary, LoadMore, recordHref, todayISO, useCursorList, useDirectory, userLabel } from '../crm';
+import { PagedResults, recordHref, todayISO, useCursorList, useDirectory, userLabel } from '../crm';
 
 type Scope = 'me' | 'all';
 
@@ -54,72 +54,69 @@ export function TasksPage() {
         ))}
       </fieldset>
       <ErrorBanner error={list.error ?? error} />
-      <div id="task-results" aria-busy={list.loading}>
-        <ListSummary
-          list={{ ...list, items: open, total: list.hasMore && list.total !== null ? list.total - (due.length - open.length) : open.length }}
-          noun="open task"
-          plural="open tasks"
-        />
-        {!list.loading && !list.error && due.length === 0 ? <p class="empty">Nothing due. Well done.</p> : null}
-        {due.length ? (
-          <table class="table tasks-table">
-            <thead>
-              <tr>
-                <th scope="col">Done</th>
-                <th scope="col">Task</th>
-                <th scope="col">Due</th>
-                <th scope="col">Record</th>
-                {scope === 'all' ? <th scope="col">Owner</th> : null}
-              </tr>
-            </thead>
-            <tbody>
-              {due.map((t) => {
-                const ticked = doneIds.includes(t.id);
-                const overdue = !!t.due && t.due < today;
-                const link = recordHref(t.record);
-                return (
-                  <tr
-                    key={t.id}
-                    data-testid={`task-${t.id}`}
-                    data-done={ticked ? 'true' : undefined}
-                    class={ticked ? 'row-done' : overdue ? 'row-overdue' : undefined}
-                  >
-                    <td data-label="Done">
-                      <input
-                        type="checkbox"
-                        id={`task-done-${t.id}`}
-                        aria-label={`Mark “${t.subject}” done`}
-                        checked={ticked}
-                        disabled={ticked || !canWrite(me)}
-                        onChange={() => void markDone(t)}
-                      />
-                    </td>
-                    <td data-label="Task">
-                      <span class="task-subject">{t.subject}</span>
-                      {t.body ? <div class="muted small">{t.body}</div> : null}
-                    </td>
-                    <td data-label="Due">
-                      {t.due}{' '}
-                      {ticked ? (
-                        <span class="badge badge-muted">done</span>
-                      ) : overdue ? (
-                        <span class="badge badge-bad" data-testid="overdue">
-                          overdue
-                        </span>
-                      ) : (
-                        <span class="badge badge-ok">today</span>
-                      )}
-                    </td>
-                    <td data-label="Record">{link ? <a href={link}>{t.record}</a> : <span class="muted">—</span>}</td>
-                    {scope === 'all' ? <td data-label="Owner">{userLabel(t.owner_id, me, users)}</td> : null}
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        ) : null}
-        <LoadMore list={list} />
-      </div>
+      <PagedResults
+        id="task-results"
+        list={{ ...list, items: open, total: list.hasMore && list.total !== null ? list.total - (due.length - open.length) : open.length }}
+        noun="open task"
+        plural="open tasks"
+        empty="Nothing due. Well done."
+      >
+        <table class="table tasks-table">
+          <thead>
+            <tr>
+              <th scope="col">Done</th>
+              <th scope="col">Task</th>
+              <th scope="col">Due</th>
+              <th scope="col">Record</th>
+              {scope === 'all' ? <th scope="col">Owner</th> : null}
+            </tr>
+          </thead>
+          <tbody>
+            {due.map((t) => {
+              const ticked = doneIds.includes(t.id);
+              const overdue = !!t.due && t.due < today;
+              const link = recordHref(t.record);
+              return (
+                <tr
+                  key={t.id}
+                  data-testid={`task-${t.id}`}
+                  data-done={ticked ? 'true' : undefined}
+                  class={ticked ? 'row-done' : overdue ? 'row-overdue' : undefined}
+                >
+                  <td data-label="Done">
+                    <input
+                      type="checkbox"
+                      id={`task-done-${t.id}`}
+                      aria-label={`Mark “${t.subject}” done`}
+                      checked={ticked}
+                      disabled={ticked || !canWrite(me)}
+                      onChange={() => void markDone(t)}
+                    />
+                  </td>
+                  <td data-label="Task">
+                    <span class="task-subject">{t.subject}</span>
+                    {t.body ? <div class="muted small">{t.body}</div> : null}
+                  </td>
+                  <td data-label="Due">
+                    {t.due}{' '}
+                    {ticked ? (
+                      <span class="badge badge-muted">done</span>
+                    ) : overdue ? (
+                      <span class="badge badge-bad" data-testid="overdue">
+                        overdue
+                      </span>
+                    ) : (
+                      <span class="badge badge-ok">today</span>
+                    )}
+                  </td>
+                  <td data-label="Record">{link ? <a href={link}>{t.record}</a> : <span class="muted">—</span>}</td>
+                  {scope === 'all' ? <td data-label="Owner">{userLabel(t.owner_id, me, users)}</td> : null}
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      </PagedResults>
     </section>
   );
 }
