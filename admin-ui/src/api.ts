@@ -41,6 +41,8 @@ export interface Contact {
   lists: Membership[];
   consents: Consent[];
   owner_id: number | null;
+  /** The CRM account (company) the contact belongs to. */
+  account_id?: number | null;
   created_at: string;
   updated_at: string;
 }

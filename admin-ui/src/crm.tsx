@@ -188,6 +188,12 @@ export function Facts({ items }: { items: [string, ComponentChildren][] }) {
   );
 }
 
+/** A link to an account by its name (by its id until the name has loaded, or if it cannot). */
+export function AccountLink({ id }: { id: number }) {
+  const { data } = useLoad(id, () => api.getAccount(id));
+  return <a href={href(`/accounts/${id}`)}>{data?.name ?? `account #${id}`}</a>;
+}
+
 export function StatusBadge({ status }: { status: string }) {
   return (
     <span class={'badge lead-' + status} data-testid="lead-status">

@@ -150,6 +150,9 @@ function defineSuite(chromium) {
       s.step('contact-note', async () => {
         await page().goto(`${s.base}/#/contacts/${ids.contact}`);
         await page().getByRole('heading', { name: 'Hedda Head', level: 1 }).waitFor();
+        // the contact links to its account
+        await page().getByRole('link', { name: 'Harbour Logistics' }).waitFor();
+        assert.ok((await page().getByRole('link', { name: 'Harbour Logistics' }).getAttribute('href')).endsWith(`#/accounts/${ids.account}`));
         const form = page().locator('form.activity-form');
         await form.getByLabel('Subject').fill('Asked for ISO 9001 dates in March');
         await form.getByLabel('Details (optional)').fill('Prefers Hamburg.');

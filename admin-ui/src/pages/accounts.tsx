@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, type Account, type Activity, type Contact, type Opportunity } from '../api';
 import { ErrorBanner, Field, formatDate, fullName, PageHeader, Spinner, useDebounced, useUser } from '../components';
-import { Facts, PagedResults, RecordTimeline, useCursorList, useDirectory, useLoad, userLabel } from '../crm';
+import { AccountLink, Facts, PagedResults, RecordTimeline, useCursorList, useDirectory, useLoad, userLabel } from '../crm';
 import { href, replaceQuery } from '../router';
 
 const PAGE_SIZE = 25;
@@ -104,7 +104,7 @@ export function AccountPage({ id }: { id: string }) {
               ['Industry', a.industry],
               ['Size', a.size],
               ['Address', addr],
-              ['Parent', a.parent_id != null ? <a href={href(`/accounts/${a.parent_id}`)}>account #{a.parent_id}</a> : ''],
+              ['Parent', a.parent_id != null ? <AccountLink id={a.parent_id} /> : ''],
               ['Owner', a.owner_id != null ? userLabel(a.owner_id, me, users) : ''],
               ['Created', formatDate(a.created_at)],
             ]}

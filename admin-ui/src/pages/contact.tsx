@@ -16,7 +16,7 @@ import {
   useUser,
 } from '../components';
 import { RecordHistory } from './audit';
-import { ConsentTable, RecordTimeline } from '../crm';
+import { AccountLink, ConsentTable, RecordTimeline } from '../crm';
 import { href, navigate } from '../router';
 
 interface AttrRow {
@@ -384,6 +384,10 @@ export function ContactPage({ id }: { id: string | null }) {
                   : contact.owner_id === user.id
                     ? 'you'
                     : ownerEmail ?? `user #${contact.owner_id}`}
+              </dd>
+              <dt>Account</dt>
+              <dd>
+                {contact.account_id != null ? <AccountLink id={contact.account_id} /> : '—'}
               </dd>
               <dt>Created</dt>
               <dd>{formatDate(contact.created_at)}</dd>
