@@ -32,6 +32,8 @@ export function GdprPage() {
   const [busy, setBusy] = useState(false);
   const [done, setDone] = useState<string | null>(null);
 
+  const matches = !!erasing && typed.trim().toLowerCase() === erasing.email.toLowerCase();
+
   async function find(e: Event) {
     e.preventDefault();
     const addr = email.trim();
@@ -70,7 +72,7 @@ export function GdprPage() {
   }
 
   async function erase() {
-    if (!erasing) return;
+    if (!erasing || !matches) return;
     setBusy(true);
     try {
       await api.erasePerson(erasing.kind, erasing.id);
@@ -87,7 +89,6 @@ export function GdprPage() {
     }
   }
 
-  const matches = !!erasing && typed.trim().toLowerCase() === erasing.email.toLowerCase();
 
   return (
     <section>
