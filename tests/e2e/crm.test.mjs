@@ -244,6 +244,23 @@ function defineSuite(chromium) {
       }),
     );
 
+    await t.test(
+      'the lead inbox and the account page fit a 360px screen',
+      s.step('narrow', async () => {
+        await page().setViewportSize({ width: 360, height: 800 });
+        for (const [route, ready] of [
+          ['/leads', () => page().locator('#lead-results tbody tr[data-lead-email]').first().waitFor()],
+          [`/accounts/${ids.account}`, () => page().getByTestId('account-opportunities').locator('tbody tr').first().waitFor()],
+        ]) {
+          await page().goto(`${s.base}/#${route}`);
+          await ready();
+          const overflow = await page().evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+          assert.ok(overflow <= 0, `${route} overflows horizontally by ${overflow}px at 360px`);
+        }
+        await page().setViewportSize({ width: 1280, height: 900 });
+      }),
+    );
+
     await t.test('had no uncaught errors in the page', () => {
       assert.deepEqual(s.log.pageErrors, []);
     });
