@@ -348,6 +348,12 @@ impl Accounts {
         Ok(self.store.users()?)
     }
 
+    /// Who records can be assigned to: every user, for any signed-in actor.
+    pub fn directory(&self, actor: &Actor) -> Result<Vec<User>> {
+        actor.check_directory()?;
+        Ok(self.store.users()?)
+    }
+
     pub fn admin_create_user(
         &self,
         actor: &Actor,

@@ -97,6 +97,9 @@ impl App {
         let segments = Arc::new(crate::segments::Segments::new(store.clone()));
         campaigns.set_segments(segments.clone());
         let crm = Arc::new(crate::crm::Crm::new(store.clone(), contacts.clone()));
+        crm.add_timeline_source(Arc::new(crate::campaigns::timeline::MailTimeline::new(
+            store.clone(),
+        )));
         gdpr.register(Arc::new(crate::crm::personal::LeadPersonalData::new(
             store.clone(),
         )));

@@ -106,7 +106,8 @@ pub struct Export {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String)]
     pub exported_at: OffsetDateTime,
-    pub contact: Contact,
+    /// The contact record; `null` when the person is not a contact (a lead's export).
+    pub contact: Option<Contact>,
     /// Addresses the contact had before, from the audit trail.
     pub previous_emails: Vec<String>,
     pub lists: Vec<ListMembership>,
@@ -121,10 +122,20 @@ pub struct Export {
     pub audit: Vec<AuditEntry>,
 }
 
+/// The contact parts of an export.
+#[derive(Default)]
+struct Person {
+    contact: Option<Contact>,
+    previous_emails: Vec<String>,
+    lists: Vec<ListMembership>,
+    consents: Vec<Consent>,
+}
+
 /// What an erasure did.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Erasure {
-    pub contact_id: Id,
+    /// The contact erased; `null` for an address that was no contact's (a lead's).
+    pub contact_id: Option<Id>,
     /// True when the contact had been erased before (this call only finished the purge).
     pub already_erased: bool,
     pub removed: Scrubbed,
@@ -321,11 +332,6 @@ impl Gdpr {
         let previous_emails = self.previous_emails(&contact)?;
         let mut emails = vec![contact.email.clone()];
         emails.extend(previous_emails.iter().cloned());
-        let held = self.store.person_data(&emails)?;
-        let mut other = BTreeMap::new();
-        for src in self.sources() {
-            other.insert(src.name().to_string(), src.export(&emails)?);
-        }
         let names: BTreeMap<Id, String> = self
             .store
             .lists()?
@@ -342,9 +348,53 @@ impl Gdpr {
                 updated_at: m.updated_at,
             })
             .collect();
+        let consents = history(&contact).history;
+        self.export_person(
+            actor,
+            &record("contact", id),
+            &emails,
+            Person {
+                contact: Some(contact),
+                previous_emails,
+                lists,
+                consents,
+            },
+        )
+    }
+
+    /// What is held about an address that belongs to no contact (a lead's, say): the same
+    /// document as a contact's export, without the contact part. `subject` (`lead:5`) names
+    /// the record whose audit history is included and on which the export is recorded;
+    /// the caller has checked that the actor may read it.
+    pub fn export_address(
+        &self,
+        actor: &Actor,
+        subject: &str,
+        email: &str,
+        consents: Vec<Consent>,
+    ) -> Result<Export> {
+        let person = Person {
+            consents,
+            ..Default::default()
+        };
+        self.export_person(actor, subject, &[email.to_lowercase()], person)
+    }
+
+    fn export_person(
+        &self,
+        actor: &Actor,
+        subject: &str,
+        emails: &[String],
+        person: Person,
+    ) -> Result<Export> {
+        let held = self.store.person_data(emails)?;
+        let mut other = BTreeMap::new();
+        for src in self.sources() {
+            other.insert(src.name().to_string(), src.export(emails)?);
+        }
         let mut entries = Vec::new();
         let f = AuditFilter {
-            record: Some(record("contact", id)),
+            record: Some(subject.to_string()),
             ..Default::default()
         };
         self.store.audit_scan(&f, None, false, |mut e| {
@@ -354,20 +404,20 @@ impl Gdpr {
             true
         })?;
         self.store.write(|wtx| {
-            Entry::new(actor, AuditAction::Export, record("contact", id))
+            Entry::new(actor, AuditAction::Export, subject)
                 .detail("personal data export (GDPR Art. 20)")
                 .append(wtx)
         })?;
         Ok(Export {
             format: "mailstead.gdpr-export.v1".into(),
             exported_at: now(),
-            consents: history(&contact).history,
-            previous_emails,
-            lists,
+            consents: person.consents,
+            previous_emails: person.previous_emails,
+            lists: person.lists,
             held,
             other,
             audit: entries,
-            contact,
+            contact: person.contact,
         })
     }
 
@@ -421,7 +471,7 @@ impl Gdpr {
         })?;
         match done {
             Some((removed, redacted)) => Ok(Erasure {
-                contact_id: id,
+                contact_id: Some(id),
                 already_erased: false,
                 removed,
                 audit_entries_redacted: redacted,
@@ -442,7 +492,7 @@ impl Gdpr {
                     return Err(GdprError::NotFound("contact"));
                 }
                 Ok(Erasure {
-                    contact_id: id,
+                    contact_id: Some(id),
                     already_erased: true,
                     removed: Scrubbed::default(),
                     audit_entries_redacted: 0,
@@ -450,6 +500,41 @@ impl Gdpr {
                 })
             }
         }
+    }
+
+    /// Erases every trace of an address that belongs to no contact (a lead's), as a contact
+    /// erasure does, then purges the store file. `subject` (`lead:5`) gets the audit entry;
+    /// the caller has checked that the actor may see it. Admins and managers only.
+    pub fn erase_address(&self, actor: &Actor, subject: &str, email: &str) -> Result<Erasure> {
+        actor.check_erase()?;
+        let key = self.store.secret(ERASURE_SECRET)?;
+        let needles = vec![email.to_lowercase()];
+        let sources = self.sources();
+        let (removed, redacted) = self.store.write(|wtx| -> Result<(Scrubbed, u64)> {
+            let mut removed = crate::store::gdpr::scrub_in(wtx, &needles, &key)?;
+            for src in &sources {
+                removed.other += src.erase_in(wtx, actor, &needles, &key)?;
+            }
+            let redacted = audit::redact_person_in(wtx, &key, actor, subject, &needles)?.len();
+            Entry::new(actor, AuditAction::Erase, subject)
+                .detail(format!(
+                    "erased on request (GDPR Art. 17): {} records, {} deliveries ({} cancelled), {} feedback records, {} events; address kept as a keyed hash on the suppression list",
+                    removed.other,
+                    removed.deliveries,
+                    removed.cancelled,
+                    removed.feedback,
+                    removed.events,
+                ))
+                .append(wtx)?;
+            Ok((removed, redacted as u64))
+        })?;
+        Ok(Erasure {
+            contact_id: None,
+            already_erased: false,
+            removed,
+            audit_entries_redacted: redacted,
+            purged: self.store.purge()?,
+        })
     }
 
     /// Finishes a purge an erasure could not do at once (the store was busy). Housekeeping.

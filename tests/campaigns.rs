@@ -394,6 +394,58 @@ fn campaign_to_1000_contacts_exactly_once_signed_unsubscribable_and_tracked() {
     assert_eq!(report["domains"][0]["domain"], "customers.test");
     assert_eq!(report["domains"][0]["delivered"], 1000);
 
+    // the CRM timeline of a contact (and of a lead with its address) shows the mail: sent,
+    // delivered, and the person's open and click, not the machine's
+    let email_kinds = |record: &str| -> Vec<String> {
+        let items = s.get_json(&format!("/api/v1/records/{record}/timeline"));
+        let mut kinds: Vec<String> = items
+            .as_array()
+            .unwrap_or_else(|| panic!("{items}"))
+            .iter()
+            .filter(|i| i["kind"].as_str().unwrap().starts_with("email."))
+            .inspect(|i| assert_eq!(i["campaign_id"], id, "{i}"))
+            .map(|i| i["kind"].as_str().unwrap().to_string())
+            .collect();
+        kinds.sort();
+        kinds
+    };
+    let contact_id = |email: &str| {
+        s.get_json(&format!("/api/v1/contacts?q=email:{email}"))["items"][0]["id"]
+            .as_u64()
+            .unwrap()
+    };
+    let engaged = contact_id("u0042@customers.test");
+    assert_eq!(
+        email_kinds(&format!("contact/{engaged}")),
+        [
+            "email.clicked",
+            "email.delivered",
+            "email.opened",
+            "email.sent"
+        ]
+    );
+    let quiet = contact_id("u0043@customers.test");
+    assert_eq!(
+        email_kinds(&format!("contact/{quiet}")),
+        ["email.delivered", "email.sent"]
+    );
+    let lead = created(
+        s.post(
+            "/api/v1/leads",
+            &json!({"email": "u0042@customers.test", "first_name": "U42"}),
+        ),
+        "lead",
+    );
+    assert_eq!(
+        email_kinds(&format!("lead/{}", lead["id"])),
+        [
+            "email.clicked",
+            "email.delivered",
+            "email.opened",
+            "email.sent"
+        ]
+    );
+
     // one-click unsubscribe; the next campaign skips that contact
     let url = &one_click["u0007@customers.test"];
     let r = anon

@@ -1160,6 +1160,18 @@ fn lead_scores_follow_the_rules_and_engagement_with_a_breakdown() {
     );
     let page = s.get_json("/api/v1/leads?sort=-score");
     assert_eq!(page["items"][0]["id"], student["id"], "{page}");
+    // the stored scores filter lists: Hanna 55, Sam 60
+    let at_least = |m: &str| ids_of(&s.get_json(&format!("/api/v1/leads?min_score={m}")));
+    assert_eq!(at_least("55"), {
+        let mut v = vec![id(&boss), id(&student)];
+        v.sort_unstable();
+        v
+    });
+    assert_eq!(at_least("56"), vec![id(&student)]);
+    assert_eq!(at_least("61"), Vec::<u64>::new());
+    assert_eq!(at_least("-5").len(), 2);
+    let (st, e) = error_of(s.get("/api/v1/leads?min_score=lots"));
+    assert!(st == 400 || st == 422, "{st} {e}");
     let audit = s.get_json("/api/v1/audit?record=setting:crm_scoring_rules");
     assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
 
@@ -1198,4 +1210,133 @@ fn lead_scores_follow_the_rules_and_engagement_with_a_breakdown() {
     let sc = s.get_json(&format!("/api/v1/leads/{}/score", id(&boss)));
     assert_eq!(sc["engagement"], 15, "{sc}");
     assert_eq!(sc["score"], 70, "{sc}");
+}
+
+#[test]
+fn tasks_due_the_team_directory_and_an_accounts_contacts() {
+    let s = Server::start_with(&[FAST]);
+    let (rep, sales) = s.user_with_token("rep@example.test", "sales");
+    // tasks: overdue, due today, due tomorrow, done today, and a note
+    let today = time::OffsetDateTime::now_utc().date();
+    let day = |d: i64| (today + time::Duration::days(d)).to_string();
+    let task = |subject: &str, due: String, owner: u64| {
+        id(&created(s.post(
+            "/api/v1/activities",
+            &json!({"kind": "task", "subject": subject, "due": due, "owner_id": owner}),
+        )))
+    };
+    let overdue = task("Call back Globex", day(-2), rep);
+    let today_t = task("Send the quote", day(0), rep);
+    let tomorrow = task("Prepare the demo", day(1), rep);
+    let done = task("Book the room", day(0), rep);
+    let other = task("Admin's own task", day(0), admin_id(&s));
+    assert_eq!(
+        s.patch(
+            &format!("/api/v1/activities/{done}"),
+            &json!({"done": true})
+        )
+        .status(),
+        200
+    );
+    created(s.post(
+        "/api/v1/activities",
+        &json!({"kind": "note", "subject": "Met at the fair"}),
+    ));
+    let due_today = format!(
+        "/api/v1/activities?kind=task&done=false&due_before={}&sort=due",
+        day(0)
+    );
+    let page = s.get_json(&due_today);
+    let got: Vec<u64> = page["items"].as_array().unwrap().iter().map(id).collect();
+    assert_eq!(got.len(), 3, "{page}");
+    assert_eq!(got[0], overdue, "overdue first: {page}");
+    assert!(got.contains(&today_t) && got.contains(&other) && !got.contains(&tomorrow));
+    // the sales rep sees their own only; `owner=me` the same
+    let mine = call(&s, &sales, "GET", &format!("{due_today}&owner=me"), None)
+        .json::<Value>()
+        .unwrap();
+    let mut want = vec![overdue, today_t];
+    want.sort_unstable();
+    assert_eq!(ids_of(&mine), want, "{mine}");
+    let done_page = s.get_json("/api/v1/activities?done=true");
+    assert_eq!(ids_of(&done_page), vec![done]);
+    let (st, e) = error_of(s.get("/api/v1/activities?due_before=tomorrow"));
+    assert_eq!(st, 422, "{e}");
+    assert_eq!(e["field"], "due_before", "{e}");
+
+    // the directory: every user for assignment, to any role; user admin stays admin-only
+    let dir = call(&s, &sales, "GET", "/api/v1/users/directory", None);
+    assert_eq!(dir.status(), 200);
+    let dir: Value = dir.json().unwrap();
+    let emails: Vec<&str> = dir["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    assert!(
+        emails.contains(&ADMIN) && emails.contains(&"rep@example.test"),
+        "{dir}"
+    );
+    assert!(dir["items"][0].get("password_hash").is_none());
+    assert_eq!(call(&s, &sales, "GET", "/api/v1/users", None).status(), 403);
+
+    // an account's contacts, found by `account:ID`; deleting the account unlinks them
+    let acc = id(&created(
+        s.post("/api/v1/accounts", &json!({"name": "Globex"})),
+    ));
+    let other_acc = id(&created(
+        s.post("/api/v1/accounts", &json!({"name": "Initech"})),
+    ));
+    let c1 = id(&created(s.post(
+        "/api/v1/contacts",
+        &json!({"email": "ann@globex.example", "account_id": acc}),
+    )));
+    let c2 = id(&created(s.post(
+        "/api/v1/contacts",
+        &json!({"email": "bob@globex.example", "account_id": acc}),
+    )));
+    let c3 = id(&created(s.post(
+        "/api/v1/contacts",
+        &json!({"email": "cy@initech.example", "account_id": other_acc}),
+    )));
+    let mut want = vec![c1, c2];
+    want.sort_unstable();
+    assert_eq!(
+        ids_of(&s.get_json(&format!("/api/v1/contacts?q=account:{acc}"))),
+        want
+    );
+    let (st, e) = error_of(s.get("/api/v1/contacts?q=account:globex"));
+    assert_eq!(st, 422, "{e}");
+    // a sales rep may not delete an account they do not own: nothing is unlinked
+    assert_eq!(
+        call(
+            &s,
+            &sales,
+            "DELETE",
+            &format!("/api/v1/accounts/{acc}"),
+            None
+        )
+        .status(),
+        404
+    );
+    assert_eq!(
+        s.get_json(&format!("/api/v1/contacts/{c1}"))["account_id"],
+        acc
+    );
+    assert_eq!(s.delete(&format!("/api/v1/accounts/{acc}")).status(), 204);
+    for c in [c1, c2] {
+        let v = s.get_json(&format!("/api/v1/contacts/{c}"));
+        assert!(v["account_id"].is_null(), "{v}");
+    }
+    assert_eq!(
+        s.get_json(&format!("/api/v1/contacts/{c3}"))["account_id"],
+        other_acc
+    );
+    assert_eq!(
+        s.get_json(&format!("/api/v1/contacts?q=account:{acc}"))["total"],
+        0
+    );
+    let hist = s.get_json(&format!("/api/v1/audit?record=account:{acc}"));
+    assert!(hist.to_string().contains("2 contacts unlinked"), "{hist}");
 }

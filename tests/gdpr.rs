@@ -417,3 +417,114 @@ fn export_consents_erasure_without_trace() {
     let (st, _) = error_of(s.post("/api/v1/contacts", &json!({"email": EMAIL})));
     assert_eq!(st, 422);
 }
+
+#[test]
+fn a_leads_person_is_exported_and_erased_without_trace() {
+    const LEAD_EMAIL: &str = "quentin.prospect@prospects.test";
+    const LEAD_LAST: &str = "Leadbetter-Smythe";
+    let mut s = Server::start_with(&[("MAILSTEAD_API_REQUESTS_PER_SECOND", "100000")]);
+    let (rep, sales) = s.user_with_token("rep@example.test", "sales");
+    let (_, other_rep) = s.user_with_token("rep2@example.test", "sales");
+    let lead = s.post(
+        "/api/v1/leads",
+        &json!({"email": LEAD_EMAIL, "first_name": "Quentin", "last_name": LEAD_LAST,
+                "phone": "+44 20 7946 0991", "company": "Prospects Ltd", "assigned_to": rep}),
+    );
+    assert_eq!(lead.status(), 201);
+    let lead_id = lead.json::<Value>().unwrap()["id"].as_u64().unwrap();
+    let note = s.post(
+        "/api/v1/activities",
+        &json!({"kind": "call", "subject": format!("Called Quentin {LEAD_LAST}"), "record": format!("lead:{lead_id}")}),
+    );
+    assert_eq!(note.status(), 201);
+    // a message to the address, so the delivery log holds it
+    let r = s.post(
+        "/api/v1/tx",
+        &json!({"from": "sales@example.test", "to": [LEAD_EMAIL], "subject": "Your quote", "text": "Hello Quentin"}),
+    );
+    assert_eq!(r.status(), 202);
+
+    // the owner exports it: the lead, its activity and the message; no contact
+    let export = format!("/api/v1/leads/{lead_id}/export");
+    let r = as_user(&s, &sales, reqwest::Method::GET, &export);
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(&format!("lead-{lead_id}-export.json"))
+    );
+    let x: Value = r.json().unwrap();
+    assert!(x["contact"].is_null(), "{x}");
+    assert_eq!(
+        x["other"]["crm_leads"][0]["lead"]["email"], LEAD_EMAIL,
+        "{x}"
+    );
+    assert_eq!(
+        x["other"]["crm_leads"][0]["activities"][0]["kind"], "call",
+        "{x}"
+    );
+    assert!(
+        x["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["delivery"]["recipient"] == LEAD_EMAIL),
+        "{x}"
+    );
+    // another rep cannot see the lead: 404, as if it did not exist; sales may not erase
+    assert_eq!(
+        as_user(&s, &other_rep, reqwest::Method::GET, &export).status(),
+        404
+    );
+    let erase = format!("/api/v1/leads/{lead_id}/erase");
+    assert_eq!(
+        as_user(&s, &sales, reqwest::Method::POST, &erase).status(),
+        403
+    );
+    assert_eq!(s.get(&format!("/api/v1/leads/{lead_id}")).status(), 200);
+
+    // an admin erases it: no trace in any file, the address stays suppressed
+    let r = s.post(&erase, &json!({}));
+    assert_eq!(r.status(), 200);
+    let e: Value = r.json().unwrap();
+    assert!(e["contact_id"].is_null(), "{e}");
+    assert!(e["removed"]["deliveries"].as_u64().unwrap() >= 1, "{e}");
+    assert_eq!(s.get(&format!("/api/v1/leads/{lead_id}")).status(), 404);
+    let (st, e) = error_of(s.post("/api/v1/contacts", &json!({"email": LEAD_EMAIL})));
+    assert_eq!((st, e["field"].as_str()), (422, Some("email")), "{e}");
+    let hist = s.get_json(&format!("/api/v1/audit?record=lead:{lead_id}"));
+    assert!(hist.to_string().contains("erase"), "{hist}");
+    assert!(
+        !hist.to_string().to_lowercase().contains(LEAD_EMAIL),
+        "{hist}"
+    );
+    s.stop();
+    let hits = files_containing(&s.data(), &[LEAD_EMAIL, LEAD_LAST, "7946 0991"]);
+    assert!(hits.is_empty(), "{hits:#?}");
+    s.spawn();
+    wait("the server answers", || {
+        s.get("/api/v1/audit/verify").status() == 200
+    });
+    let v = s.get_json("/api/v1/audit/verify");
+    assert!(v["broken"].is_null(), "{v}");
+
+    // a lead whose person is a contact: the contact's export and erasure, lead included
+    const BOTH: &str = "both.ways@prospects.test";
+    let c = s.post(
+        "/api/v1/contacts",
+        &json!({"email": BOTH, "first_name": "Bo"}),
+    );
+    assert_eq!(c.status(), 201);
+    let cid = c.json::<Value>().unwrap()["id"].as_u64().unwrap();
+    let l2 = s.post("/api/v1/leads", &json!({"email": BOTH, "first_name": "Bo"}));
+    let l2 = l2.json::<Value>().unwrap()["id"].as_u64().unwrap();
+    let x = s.get_json(&format!("/api/v1/leads/{l2}/export"));
+    assert_eq!(x["contact"]["id"], cid, "{x}");
+    assert_eq!(x["other"]["crm_leads"][0]["lead"]["id"], l2, "{x}");
+    let r = s.post(&format!("/api/v1/leads/{l2}/erase"), &json!({}));
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["contact_id"], cid);
+    assert_eq!(s.get(&format!("/api/v1/contacts/{cid}")).status(), 404);
+    assert_eq!(s.get(&format!("/api/v1/leads/{l2}")).status(), 404);
+}

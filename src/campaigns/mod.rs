@@ -5,6 +5,7 @@
 
 pub mod report;
 pub mod runner;
+pub mod timeline;
 
 use crate::audit;
 use crate::compose::{self, ComposeError};

@@ -19,6 +19,7 @@ use crate::audit::{Changes, Entry, record};
 use crate::contacts::{ContactError, Contacts, clean_text, decode_cursor, encode_cursor};
 use crate::model::{AuditAction, AuditEntry, Consent, EventType, Id, now};
 use crate::policy::{Action, Actor, CrmScope, Denied};
+use crate::search::{ParsedQuery, Scope};
 use crate::store::crm::{CrmRecord, CrmTx, IdQuery, Term, owner_index, words};
 use crate::store::{Store, StoreError};
 use model::{
@@ -47,6 +48,9 @@ pub enum CrmError {
     Store(StoreError),
     #[error(transparent)]
     Contact(ContactError),
+    /// A data-subject request on a lead (export, erasure).
+    #[error(transparent)]
+    Gdpr(#[from] crate::gdpr::GdprError),
     /// A failure injected by a test (debug builds only) to prove a write is atomic.
     #[error("injected failure after step '{0}'")]
     Injected(String),
@@ -358,6 +362,12 @@ pub struct ListQuery {
     pub kind: Option<String>,
     /// Activities: of this record (`lead:5`).
     pub record: Option<String>,
+    /// Activities: done (`true`) or open (`false`).
+    pub done: Option<bool>,
+    /// Activities: due on or before this date (YYYY-MM-DD); overdue ones included.
+    pub due_before: Option<String>,
+    /// Leads: a score of at least this.
+    pub min_score: Option<i64>,
     /// Word prefixes of names, emails, companies, subjects.
     pub q: Option<String>,
     /// `-created` (default), `created`, `name`, `updated`; opportunities also `amount`,
@@ -411,6 +421,12 @@ impl Listed for Lead {
         if let Some(c) = q.contact {
             g.push(key_term(format!("lead/contact/{c}")));
         }
+        if let Some(m) = q.min_score {
+            g.push(vec![Term::Range(
+                crate::store::crm::score_key(m),
+                crate::store::crm::score_key(i64::MAX),
+            )]);
+        }
         Ok(g)
     }
     fn owner(&self) -> Option<Id> {
@@ -420,7 +436,7 @@ impl Listed for Lead {
         match field {
             "name" => Some(format!("{} {}", self.last_name, self.first_name).to_lowercase()),
             "updated" => Some(time_key(self.updated_at)),
-            "score" => Some(format!("{:020}", self.score.saturating_add(i64::MAX / 2))),
+            "score" => Some(crate::store::crm::score_sort_value(self.score)),
             _ => None,
         }
     }
@@ -493,6 +509,16 @@ impl Listed for Activity {
         if let Some(r) = &q.record {
             g.push(key_term(format!("activity/record/{}", r.trim())));
         }
+        if let Some(d) = q.done {
+            g.push(key_term(format!("activity/done/{d}")));
+        }
+        if let Some(d) = &q.due_before {
+            let d = parse_date("due_before", d)?;
+            g.push(vec![Term::Range(
+                "activity/due/".into(),
+                format!("activity/due/{d}"),
+            )]);
+        }
         Ok(g)
     }
     fn owner(&self) -> Option<Id> {
@@ -525,6 +551,9 @@ pub struct TimelineItem {
     pub fields: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activity: Option<Activity>,
+    /// Email items: the campaign the message belonged to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<Id>,
 }
 
 /// Another module's contribution to timelines (emails sent, opened, clicked): registered with
@@ -673,26 +702,41 @@ impl Crm {
         id: Id,
         check: impl FnOnce(&CrmTx<'_>, &R) -> Result<()>,
     ) -> Result<()> {
-        self.store.write_crm(|tx| {
-            let r: R = Self::get_in(tx, actor, id, Action::Delete)?;
-            check(tx, &r)?;
-            let rec = record(R::KIND.as_str(), id);
-            let mut removed = 0;
-            if R::KIND != Kind::Activity {
-                for aid in tx.ids(&format!("activity/record/{rec}"))? {
-                    tx.delete::<Activity>(aid)?;
-                    removed += 1;
-                }
+        self.store
+            .write_crm(|tx| Self::delete_tx(tx, actor, id, check, None))
+    }
+
+    /// Deletes a record the actor may delete, with its activities, inside `tx`; `more` is
+    /// added to the audit entry's detail.
+    fn delete_tx<R: Listed>(
+        tx: &CrmTx<'_>,
+        actor: &Actor,
+        id: Id,
+        check: impl FnOnce(&CrmTx<'_>, &R) -> Result<()>,
+        more: Option<String>,
+    ) -> Result<()> {
+        let r: R = Self::get_in(tx, actor, id, Action::Delete)?;
+        check(tx, &r)?;
+        let rec = record(R::KIND.as_str(), id);
+        let mut removed = 0;
+        if R::KIND != Kind::Activity {
+            for aid in tx.ids(&format!("activity/record/{rec}"))? {
+                tx.delete::<Activity>(aid)?;
+                removed += 1;
             }
-            tx.delete::<R>(id)?;
-            let mut e =
-                Entry::new(actor, AuditAction::Delete, rec).changes(Changes::of(Some(&r), None));
-            if removed > 0 {
-                e = e.detail(format!("{removed} linked activities deleted"));
-            }
-            e.append(tx.wtx())?;
-            Ok(())
-        })
+        }
+        tx.delete::<R>(id)?;
+        let mut detail: Vec<String> = more.into_iter().collect();
+        if removed > 0 {
+            detail.push(format!("{removed} linked activities deleted"));
+        }
+        let mut e =
+            Entry::new(actor, AuditAction::Delete, rec).changes(Changes::of(Some(&r), None));
+        if !detail.is_empty() {
+            e = e.detail(detail.join("; "));
+        }
+        e.append(tx.wtx())?;
+        Ok(())
     }
 
     /// The index conditions of a list query: the kind's filters, the actor's scope, the
@@ -1202,14 +1246,57 @@ impl Crm {
         Ok(a)
     }
 
+    /// Deletes an account without sub-accounts or opportunities; its contacts stay, unlinked
+    /// from it in the same transaction.
     pub fn delete_account(&self, actor: &Actor, id: Id) -> Result<()> {
-        self.delete_in::<Account>(actor, id, |tx, _| {
-            let subs = tx.ids(&format!("account/parent/{id}"))?.len();
-            let opps = tx.ids(&format!("opportunity/account/{id}"))?.len();
-            if subs + opps > 0 {
-                return Err(CrmError::Conflict(format!("account {id} has {subs} sub-accounts and {opps} opportunities; move or delete them first")));
+        let linked = ParsedQuery::parse(&format!("account:{id}"))
+            .map_err(|e| CrmError::Contact(ContactError::from(e)))?;
+        self.contacts.write_with(true, |ctx| -> Result<()> {
+            let crm = CrmTx::new(ctx.wtx());
+            // contacts written before this transaction are in the index (writes take the
+            // same lock and commit the index first); each is checked again here
+            let search = self.contacts.search_index();
+            let mut ids = Vec::new();
+            let mut offset = 0;
+            loop {
+                let hits = search
+                    .search(&linked, Scope::All, offset, 100)
+                    .map_err(|e| CrmError::Contact(ContactError::from(e)))?;
+                ids.extend(hits.ids);
+                match hits.next_offset {
+                    Some(n) => offset = n,
+                    None => break,
+                }
             }
-            Ok(())
+            let mut unlinked = 0;
+            let check = |tx: &CrmTx<'_>, _: &Account| -> Result<()> {
+                let subs = tx.ids(&format!("account/parent/{id}"))?.len();
+                let opps = tx.ids(&format!("opportunity/account/{id}"))?.len();
+                if subs + opps > 0 {
+                    return Err(CrmError::Conflict(format!("account {id} has {subs} sub-accounts and {opps} opportunities; move or delete them first")));
+                }
+                Ok(())
+            };
+            // access and conflicts first, so that a refused delete changes no contact
+            let acc: Account = Self::get_in(&crm, actor, id, Action::Delete)?;
+            check(&crm, &acc)?;
+            for cid in ids {
+                if let Some(mut c) = ctx.get(cid)?
+                    && c.account_id == Some(id)
+                {
+                    let before = c.clone();
+                    c.account_id = None;
+                    let c = ctx.update(c)?;
+                    crate::contacts::emit_contact(ctx, EventType::ContactUpdated, &c)?;
+                    Entry::new(actor, AuditAction::Update, record("contact", cid))
+                        .changes(Changes::of(Some(&before), Some(&c)))
+                        .detail(format!("account:{id} deleted"))
+                        .append(ctx.wtx())?;
+                    unlinked += 1;
+                }
+            }
+            let more = (unlinked > 0).then(|| format!("{unlinked} contacts unlinked"));
+            Self::delete_tx::<Account>(&crm, actor, id, check, more)
         })
     }
 
@@ -1892,6 +1979,7 @@ impl Crm {
                 actor: a.owner_id.map(|u| format!("user:{u}")),
                 fields: Vec::new(),
                 activity: Some(a),
+                campaign_id: None,
             })
             .collect();
         let filter = crate::store::audit::AuditFilter {
@@ -1910,6 +1998,7 @@ impl Crm {
             actor: Some(e.actor),
             fields: e.changes.keys().cloned().collect(),
             activity: None,
+            campaign_id: None,
         }));
         if let Ok(sources) = self.timeline_sources.read() {
             for s in sources.iter() {

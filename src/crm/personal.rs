@@ -4,7 +4,7 @@
 
 use super::model::{Activity, Lead};
 use crate::audit;
-use crate::gdpr::{PersonalDataSource, Result};
+use crate::gdpr::{Gdpr, PersonalDataSource, Result};
 use crate::model::{AuditAction, Id};
 use crate::policy::Actor;
 use crate::store::Store;
@@ -95,6 +95,84 @@ impl PersonalDataSource for LeadPersonalData {
 /// Retention for leads that never became customers: an unconverted lead with no change and
 /// no activity for `days` is deleted with its activities (their audit history redacted, one
 /// entry per lead recording why), in one transaction.
+/// The contact a lead's person is, if any: the one it was converted into, or the one with
+/// its address.
+fn contact_of(store: &Store, lead: &Lead) -> crate::store::Result<Option<Id>> {
+    if let Some(c) = lead.converted_contact_id
+        && store.contact(c)?.is_some()
+    {
+        return Ok(Some(c));
+    }
+    if lead.email.is_empty() {
+        return Ok(None);
+    }
+    store.contact_id_by_email(&lead.email)
+}
+
+/// Everything held about a lead's person (Art. 20), for whoever may read the lead: the
+/// contact's export when the person is a contact the actor may read (the lead is in it),
+/// otherwise what is held about the lead's address.
+pub fn export_lead(
+    crm: &super::Crm,
+    gdpr: &Gdpr,
+    actor: &Actor,
+    id: Id,
+) -> super::Result<crate::gdpr::Export> {
+    let lead = crm.lead(actor, id)?;
+    if let Some(c) = contact_of(&crm.store, &lead)? {
+        match gdpr.export(actor, c) {
+            Err(crate::gdpr::GdprError::NotFound(_)) => {}
+            other => return Ok(other?),
+        }
+    }
+    Ok(gdpr.export_address(
+        actor,
+        &audit::record("lead", id),
+        &lead.email,
+        lead.consents.clone(),
+    )?)
+}
+
+/// Erases a lead's person (Art. 17): the contact with everything about it when the person
+/// is one, otherwise every trace of the lead's address (the lead with it); a lead without
+/// an address is deleted with its activities and its audit history redacted. Admins and
+/// managers only.
+pub fn erase_lead(
+    crm: &super::Crm,
+    gdpr: &Gdpr,
+    actor: &Actor,
+    id: Id,
+) -> super::Result<crate::gdpr::Erasure> {
+    actor.check_erase()?;
+    let lead = crm.lead(actor, id)?;
+    if let Some(c) = contact_of(&crm.store, &lead)? {
+        return Ok(gdpr.erase(actor, c)?);
+    }
+    if !lead.email.is_empty() {
+        return Ok(gdpr.erase_address(actor, &audit::record("lead", id), &lead.email)?);
+    }
+    let key = crm.store.secret(crate::store::gdpr::ERASURE_SECRET)?;
+    let n = crm.store.write(|wtx| {
+        delete_lead_in(
+            &CrmTx::new(wtx),
+            &key,
+            actor,
+            id,
+            "erased on request (GDPR Art. 17)",
+        )
+    })?;
+    Ok(crate::gdpr::Erasure {
+        contact_id: None,
+        already_erased: false,
+        removed: crate::store::gdpr::Scrubbed {
+            other: n,
+            ..Default::default()
+        },
+        audit_entries_redacted: 0,
+        purged: crm.store.purge()?,
+    })
+}
+
 pub struct UnconvertedLeads {
     pub days: u32,
     pub store: Arc<Store>,

@@ -162,6 +162,38 @@ pub async fn users(
     }))
 }
 
+/// One member of the team directory.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DirectoryEntry {
+    pub id: Id,
+    pub email: String,
+    pub role: Role,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Directory {
+    pub items: Vec<DirectoryEntry>,
+}
+
+/// The users records can be assigned to (any signed-in user may read it).
+#[utoipa::path(get, path = "/api/v1/users/directory", tag = "users", responses((status = 200, body = Directory), (status = 401, body = super::error::ErrorBody)))]
+pub async fn directory(
+    State(app): State<AppState>,
+    Authed(actor): Authed,
+) -> Result<Json<Directory>, ApiError> {
+    let users = blocking(move || app.accounts.directory(&actor)).await?;
+    Ok(Json(Directory {
+        items: users
+            .into_iter()
+            .map(|u| DirectoryEntry {
+                id: u.id,
+                email: u.email,
+                role: u.role,
+            })
+            .collect(),
+    }))
+}
+
 #[utoipa::path(post, path = "/api/v1/users", request_body = NewUser, tag = "users", responses((status = 201, body = UserView), (status = 409, body = super::error::ErrorBody)))]
 pub async fn create_user(
     State(app): State<AppState>,

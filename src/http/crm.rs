@@ -38,6 +38,7 @@ impl From<CrmError> for ApiError {
             CrmError::Denied(d) => d.into(),
             CrmError::Contact(c) => c.into(),
             CrmError::Store(e) => ApiError::internal(e),
+            CrmError::Gdpr(e) => e.into(),
             e @ CrmError::Injected(_) => ApiError::internal(e),
         }
     }

@@ -38,18 +38,7 @@ pub async fn export(
     Path(id): Path<Id>,
 ) -> Result<Response, ApiError> {
     let export = blocking(move || app.gdpr.export(&actor, id)).await?;
-    let body = serde_json::to_vec_pretty(&export).map_err(ApiError::internal)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/json".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"contact-{id}-export.json\""),
-            ),
-        ],
-        body,
-    )
-        .into_response())
+    json_file(&export, &format!("contact-{id}-export.json"))
 }
 
 /// Erases the contact and every trace of its address (GDPR Art. 17): record, memberships,
@@ -64,6 +53,54 @@ pub async fn erase(
     Path(id): Path<Id>,
 ) -> Result<Json<Erasure>, ApiError> {
     Ok(Json(blocking(move || app.gdpr.erase(&actor, id)).await?))
+}
+
+/// Everything held about a lead's person as one JSON file (GDPR Art. 20): the contact's
+/// export when the person is a contact the caller may read (the lead is in it under
+/// `other.crm_leads`), otherwise the lead, its activities and what is held about its address,
+/// with `contact: null`. Whoever may read the lead may export it; audited.
+#[utoipa::path(get, path = "/api/v1/leads/{id}/export", tag = "gdpr",
+    responses((status = 200, body = crate::gdpr::Export, content_type = "application/json"), (status = 404, body = super::error::ErrorBody)))]
+pub async fn export_lead(
+    State(app): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<Id>,
+) -> Result<Response, ApiError> {
+    let export =
+        blocking(move || crate::crm::personal::export_lead(&app.crm, &app.gdpr, &actor, id))
+            .await?;
+    json_file(&export, &format!("lead-{id}-export.json"))
+}
+
+/// Erases a lead's person (GDPR Art. 17): the contact with the lead's address and all about
+/// it when there is one, otherwise every trace of the address, the lead included; the
+/// address stays suppressed as a keyed hash. Admins and managers only.
+#[utoipa::path(post, path = "/api/v1/leads/{id}/erase", tag = "gdpr",
+    responses((status = 200, body = Erasure), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+pub async fn erase_lead(
+    State(app): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<Id>,
+) -> Result<Json<Erasure>, ApiError> {
+    Ok(Json(
+        blocking(move || crate::crm::personal::erase_lead(&app.crm, &app.gdpr, &actor, id)).await?,
+    ))
+}
+
+/// A JSON document as a download.
+fn json_file(value: &impl serde::Serialize, name: &str) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec_pretty(value).map_err(ApiError::internal)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// Body of `POST /api/v1/contacts/{id}/consents`: one grant or withdrawal.

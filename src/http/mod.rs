@@ -84,7 +84,7 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
         contacts::lists, contacts::create_list, contacts::get_list, contacts::update_list, contacts::delete_list,
         imports::create, imports::get, imports::list,
         accounts::login, accounts::current, accounts::logout,
-        accounts::users, accounts::create_user, accounts::update_user, accounts::delete_user,
+        accounts::users, accounts::directory, accounts::create_user, accounts::update_user, accounts::delete_user,
         accounts::tokens, accounts::create_token, accounts::revoke_token,
         messages::send, messages::get, messages::log, messages::queue,
         suppressions::list, suppressions::add, suppressions::get, suppressions::remove,
@@ -93,7 +93,7 @@ pub fn state(app: App, outbound: Option<Arc<crate::outbound::Outbound>>) -> AppS
         webhooks_out::list, webhooks_out::create, webhooks_out::get, webhooks_out::update, webhooks_out::delete,
         webhooks_out::enable, webhooks_out::rotate_secret, webhooks_out::test, webhooks_out::deliveries,
         audit::list, audit::export, audit::verify,
-        gdpr::export, gdpr::erase, gdpr::consents, gdpr::record_consent,
+        gdpr::export, gdpr::erase, gdpr::export_lead, gdpr::erase_lead, gdpr::consents, gdpr::record_consent,
         campaigns::templates, campaigns::library, campaigns::create_template, campaigns::template,
         campaigns::update_template, campaigns::delete_template, campaigns::preview_template,
         campaigns::list, campaigns::create, campaigns::get, campaigns::update, campaigns::delete,
@@ -163,6 +163,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(accounts::logout),
         )
         .route("/users", g(accounts::users).post(accounts::create_user))
+        .route("/users/directory", g(accounts::directory))
         .route(
             "/users/{id}",
             axum::routing::patch(accounts::update_user).delete(accounts::delete_user),
@@ -188,6 +189,8 @@ pub fn router(state: AppState) -> Router {
         .route("/contacts/{id}/feedback", g(suppressions::contact_feedback))
         .route("/contacts/{id}/export", g(gdpr::export))
         .route("/contacts/{id}/erase", axum::routing::post(gdpr::erase))
+        .route("/leads/{id}/export", g(gdpr::export_lead))
+        .route("/leads/{id}/erase", axum::routing::post(gdpr::erase_lead))
         .route(
             "/contacts/{id}/consents",
             g(gdpr::consents).post(gdpr::record_consent),

@@ -49,6 +49,7 @@ pub enum Scope {
 pub(crate) struct Fields {
     pub id: Field,
     pub owner: Field,
+    pub account: Field,
     pub list: Field,
     pub email: Field,
     pub email_raw: Field,
@@ -76,6 +77,7 @@ fn schema() -> (Schema, Fields) {
     let fields = Fields {
         id: b.add_u64_field("id", INDEXED | FAST | STORED),
         owner: b.add_u64_field("owner", INDEXED),
+        account: b.add_u64_field("account", INDEXED),
         list: b.add_u64_field("list", INDEXED),
         email: b.add_text_field("email", text(NAME)),
         email_raw: b.add_text_field("email_raw", text(KEYWORD)),
@@ -225,6 +227,7 @@ impl SearchIndex {
         let mut d = TantivyDocument::default();
         d.add_u64(f.id, c.id);
         d.add_u64(f.owner, c.owner_id.unwrap_or(0));
+        d.add_u64(f.account, c.account_id.unwrap_or(0));
         for m in &c.lists {
             if m.status != MembershipStatus::Unsubscribed {
                 d.add_u64(f.list, m.list_id);

@@ -26,11 +26,12 @@ enum Filter {
     Phone,
     List,
     Owner,
+    Account,
     Attribute,
 }
 
 const FIELD_NAMES: &str =
-    "tag, company, email, first_name, last_name, name, phone, list, owner, attributes.KEY";
+    "tag, company, email, first_name, last_name, name, phone, list, owner, account, attributes.KEY";
 
 fn filter_for(name: &str) -> Option<(Filter, Option<String>)> {
     let lower = name.to_ascii_lowercase();
@@ -44,6 +45,7 @@ fn filter_for(name: &str) -> Option<(Filter, Option<String>)> {
         "phone" => Filter::Phone,
         "list" => Filter::List,
         "owner" => Filter::Owner,
+        "account" => Filter::Account,
         _ => {
             let key = lower
                 .strip_prefix("attributes.")
@@ -140,11 +142,11 @@ impl ParsedQuery {
                     position: start,
                 });
             }
-            if let Some((Filter::List | Filter::Owner, _)) = filter
+            if let Some((Filter::List | Filter::Owner | Filter::Account, _)) = filter
                 && word.trim().parse::<u64>().is_err()
             {
                 return Err(QueryError {
-                    message: format!("'{word}' is not a number (list and owner take ids)"),
+                    message: format!("'{word}' is not a number (list, owner and account take ids)"),
                     position: start,
                 });
             }
@@ -321,12 +323,12 @@ fn field_filter(
                 all_tokens_in(f.email, tokens(name, value))
             }
         }
-        Filter::List | Filter::Owner => {
+        Filter::List | Filter::Owner | Filter::Account => {
             let id = value.trim().parse::<u64>().ok()?;
-            let field = if filter == Filter::List {
-                f.list
-            } else {
-                f.owner
+            let field = match filter {
+                Filter::List => f.list,
+                Filter::Owner => f.owner,
+                _ => f.account,
             };
             Some(Box::new(TermQuery::new(
                 Term::from_field_u64(field, id),

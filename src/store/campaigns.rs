@@ -383,3 +383,57 @@ impl Store {
         Ok(c)
     }
 }
+
+/// One campaign message a contact was sent, with what became of it (timelines).
+#[derive(Debug, Clone)]
+pub struct ContactMail {
+    pub campaign: Campaign,
+    pub message: Id,
+    /// Subject variant (A/B tests).
+    pub variant: u8,
+    pub deliveries: Vec<crate::model::Delivery>,
+    /// Unix ms of the first open and click by a person.
+    pub first_open: Option<i64>,
+    pub first_click: Option<i64>,
+}
+
+impl Store {
+    /// Every campaign message queued for a contact, read in one snapshot: one look-up per
+    /// campaign, so its cost follows the number of campaigns, not of messages.
+    pub fn contact_mail(&self, contact: Id) -> Result<Vec<ContactMail>> {
+        let rtx = self.db().begin_read()?;
+        let campaigns = rtx.open_table(CAMPAIGNS)?;
+        let sent = rtx.open_table(CAMPAIGN_SENT)?;
+        let msgs = rtx.open_table(CAMPAIGN_MESSAGES)?;
+        let deliveries = rtx.open_table(super::DELIVERIES)?;
+        let first = rtx.open_table(TRACK_FIRST)?;
+        let mut out = Vec::new();
+        for row in campaigns.iter()? {
+            let (k, v) = row?;
+            let Some(message) = sent.get((k.value(), contact))?.map(|m| m.value()) else {
+                continue;
+            };
+            let campaign: Campaign = decode("campaigns", v.value())?;
+            let variant = msgs
+                .get((campaign.id, message))?
+                .map(|v| v.value().1)
+                .unwrap_or(0);
+            let mut ds = Vec::new();
+            for d in deliveries.range((message, 0)..=(message, u32::MAX))? {
+                ds.push(decode("deliveries", d?.1.value())?);
+            }
+            let at = |kind: u8| -> Result<Option<i64>> {
+                Ok(first.get((campaign.id, message, kind))?.map(|v| v.value()))
+            };
+            out.push(ContactMail {
+                first_open: at(FIRST_HUMAN_OPEN)?,
+                first_click: at(FIRST_HUMAN_CLICK)?,
+                campaign,
+                message,
+                variant,
+                deliveries: ds,
+            });
+        }
+        Ok(out)
+    }
+}

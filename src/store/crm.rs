@@ -90,6 +90,16 @@ fn key(k: String) -> (String, Vec<u8>) {
     (k, Vec::new())
 }
 
+/// The index key of a lead's score: fixed width, so that keys sort as the scores do.
+pub fn score_key(score: i64) -> String {
+    format!("lead/score/{}", score_sort_value(score))
+}
+
+/// A lead's score as a string that sorts as the numbers do.
+pub fn score_sort_value(score: i64) -> String {
+    format!("{:020}", (i128::from(score) - i128::from(i64::MIN)) as u64)
+}
+
 crm_record!(Lead, LEADS, "crm_leads");
 
 impl Indexed for Lead {
@@ -97,6 +107,7 @@ impl Indexed for Lead {
         let mut v = vec![
             key(owner_key("lead", self.assigned_to)),
             key(format!("lead/status/{}", self.status.as_str())),
+            key(score_key(self.score)),
         ];
         if !self.email.is_empty() {
             v.push(key(format!("lead/email/{}", self.email)));
@@ -212,10 +223,9 @@ impl Indexed for Activity {
         if let Some(r) = &self.record {
             v.push(key(format!("activity/record/{r}")));
         }
-        if let Some(d) = &self.due
-            && !self.done
-        {
-            v.push(key(format!("activity/open_due/{d}")));
+        v.push(key(format!("activity/done/{}", self.done)));
+        if let Some(d) = &self.due {
+            v.push(key(format!("activity/due/{d}")));
         }
         word_keys("activity", &mut v, &[&self.subject]);
         v
@@ -247,6 +257,8 @@ impl Indexed for Certification {
 pub enum Term {
     Key(String),
     Prefix(String),
+    /// Every key from the first to the second, both included.
+    Range(String, String),
 }
 
 /// Ids whose index rows satisfy every group (a group is satisfied by any of its terms).
@@ -283,6 +295,13 @@ fn term_ids(
             let end = prefix_end(p);
             for row in index.range((p.as_str(), 0)..=(end.as_str(), u64::MAX))? {
                 out.push(row?.0.value().1);
+            }
+        }
+        Term::Range(lo, hi) => {
+            if lo <= hi {
+                for row in index.range((lo.as_str(), 0)..=(hi.as_str(), u64::MAX))? {
+                    out.push(row?.0.value().1);
+                }
             }
         }
     }
@@ -567,5 +586,134 @@ impl Store {
     pub fn crm_stages(&self) -> Result<Vec<Stage>> {
         let rtx = self.db().begin_read()?;
         stages_in(&rtx.open_table(META)?)
+    }
+}
+
+/// Rebuilds one kind's index rows (a migration that changes what the kind indexes): drops
+/// every row under `prefix` (the kind's `lead/`, `activity/`, ...) and writes the current ones.
+pub(crate) fn reindex_in<R: CrmRecord>(wtx: &redb::WriteTransaction, prefix: &str) -> Result<()> {
+    let mut index = wtx.open_table(INDEX)?;
+    let end = prefix_end(prefix);
+    let stale: Vec<(String, u64)> = index
+        .range((prefix, 0)..=(end.as_str(), u64::MAX))?
+        .map(|row| row.map(|(k, _)| (k.value().0.to_string(), k.value().1)))
+        .collect::<std::result::Result<_, _>>()?;
+    for (k, id) in &stale {
+        index.remove((k.as_str(), *id))?;
+    }
+    let table = wtx.open_table(R::TABLE)?;
+    for row in table.iter()? {
+        let (_, v) = row?;
+        let r: R = decode(R::NAME, v.value())?;
+        for (k, payload) in r.index_rows() {
+            index.insert((k.as_str(), r.id()), payload.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crm::model::ActivityKind;
+
+    fn ids(store: &Store, term: Term) -> Vec<Id> {
+        store
+            .crm_query::<Lead>(&IdQuery {
+                all_of: vec![vec![term]],
+                newest_first: false,
+                offset: 0,
+                limit: 100,
+            })
+            .unwrap()
+            .ids
+    }
+
+    #[test]
+    fn a_v7_store_gets_score_due_and_done_index_rows_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .write_crm(|tx| {
+                    for score in [10, 70] {
+                        tx.insert(Lead {
+                            score,
+                            ..Lead::blank()
+                        })?;
+                    }
+                    let t = crate::model::now();
+                    tx.insert(Activity {
+                        id: 0,
+                        kind: ActivityKind::Task,
+                        subject: "Call".into(),
+                        body: String::new(),
+                        record: None,
+                        due: Some("2026-01-02".into()),
+                        done: false,
+                        owner_id: None,
+                        created_at: t,
+                        updated_at: t,
+                    })?;
+                    Ok::<_, StoreError>(())
+                })
+                .unwrap();
+            // what a v7 store held: no score, due or done rows, and the old `open_due` row
+            store
+                .write(|wtx| {
+                    let mut index = wtx.open_table(INDEX)?;
+                    for (k, id) in [
+                        ("lead/score/", 1),
+                        ("lead/score/", 2),
+                        ("activity/due/", 1),
+                        ("activity/done/", 1),
+                    ] {
+                        let stale: Vec<String> = index
+                            .range((k, id)..=(prefix_end(k).as_str(), id))?
+                            .filter_map(|r| r.ok())
+                            .filter(|(key, _)| key.value().1 == id)
+                            .map(|(key, _)| key.value().0.to_string())
+                            .collect();
+                        for s in stale {
+                            index.remove((s.as_str(), id))?;
+                        }
+                    }
+                    index.insert(("activity/open_due/2026-01-02", 1), [].as_slice())?;
+                    wtx.open_table(META)?
+                        .insert("schema_version", 7u64.to_le_bytes().as_slice())?;
+                    Ok::<_, StoreError>(())
+                })
+                .unwrap();
+            assert!(ids(&store, Term::Prefix("lead/score/".into())).is_empty());
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.schema_version().unwrap(),
+            crate::store::SCHEMA_VERSION
+        );
+        assert_eq!(
+            ids(&store, Term::Range(score_key(50), score_key(i64::MAX))),
+            vec![2]
+        );
+        let due = |t: Term| {
+            store
+                .crm_query::<Activity>(&IdQuery {
+                    all_of: vec![vec![t]],
+                    newest_first: false,
+                    offset: 0,
+                    limit: 10,
+                })
+                .unwrap()
+                .ids
+        };
+        assert_eq!(
+            due(Term::Range(
+                "activity/due/".into(),
+                "activity/due/2026-01-02".into()
+            )),
+            vec![1]
+        );
+        assert_eq!(due(Term::Key("activity/done/false".into())), vec![1]);
+        assert!(due(Term::Prefix("activity/open_due/".into())).is_empty());
     }
 }

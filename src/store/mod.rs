@@ -62,7 +62,7 @@ pub(crate) const IMPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("im
 pub const TOMBSTONE: u64 = 1 << 63;
 
 /// Schema version this build writes. Migrations bring older stores forward at start.
-pub const SCHEMA_VERSION: u64 = 7;
+pub const SCHEMA_VERSION: u64 = 8;
 const DB_FILE: &str = "mailstead.redb";
 
 #[derive(Debug, thiserror::Error)]
@@ -317,6 +317,12 @@ impl Store {
                     wtx.open_table(crm::CERTIFICATIONS)?;
                     wtx.open_table(crm::INDEX)?;
                     wtx.open_table(crm::SEQ)?;
+                }
+                7 => {
+                    // v8: leads indexed by score (`min_score`), activities by due date and
+                    // done flag (`due_before`, `done`).
+                    crm::reindex_in::<crate::crm::model::Lead>(&wtx, "lead/")?;
+                    crm::reindex_in::<crate::crm::model::Activity>(&wtx, "activity/")?;
                 }
                 _ => {
                     return Err(StoreError::Invalid(format!(
