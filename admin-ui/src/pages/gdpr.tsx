@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { api, toApiError, type ApiError, type Contact, type Lead } from '../api';
 import { ConfirmDialog, downloadJson, ErrorBanner, Field, fullName, notify, PageHeader, Spinner } from '../components';
 import { ConsentTable, useLoad } from '../crm';
@@ -31,17 +31,23 @@ export function GdprPage() {
   const [typed, setTyped] = useState('');
   const [busy, setBusy] = useState(false);
   const [done, setDone] = useState<string | null>(null);
+  // addresses erased here: the search index may list them for a moment longer
+  const erased = useRef(new Set<string>());
 
   const matches = !!erasing && typed.trim().toLowerCase() === erasing.email.toLowerCase();
 
   async function find(e: Event) {
     e.preventDefault();
-    const addr = email.trim();
+    setDone(null);
+    await search(email.trim());
+  }
+
+  /** Contacts with the address, and leads whose words match it (the exact address if any). */
+  async function search(addr: string) {
     if (!addr) return;
     setSearching(true);
     setError(null);
     setLeadError(null);
-    setDone(null);
     const [contacts, leads] = await Promise.allSettled([
       api.searchContacts(`email:"${addr.replace(/"/g, '')}"`, null, 20),
       api.getLeads({ q: addr, limit: 20 }),
@@ -50,12 +56,11 @@ export function GdprPage() {
     if (contacts.status === 'fulfilled') found.push(...contacts.value.items.map((c) => person('contacts', c)));
     else setError(toApiError(contacts.reason));
     if (leads.status === 'fulfilled') {
-      // lead search matches word prefixes; keep the exact address when it is there
       const items = leads.value.items;
       const exact = items.filter((l) => l.email.toLowerCase() === addr.toLowerCase());
       found.push(...(exact.length ? exact : items).map((l) => person('leads', l)));
     } else setLeadError(toApiError(leads.reason));
-    setResults(found);
+    setResults(found.filter((p) => !erased.current.has(p.email.toLowerCase())));
     setSearched(addr);
     setSearching(false);
   }
@@ -76,11 +81,13 @@ export function GdprPage() {
     setBusy(true);
     try {
       await api.erasePerson(erasing.kind, erasing.id);
+      // an erasure takes everything with the address: the contact and the leads
+      erased.current.add(erasing.email.toLowerCase());
       const msg = `The ${KIND_LABEL[erasing.kind]} ${erasing.email} was erased.`;
-      setResults((r) => r?.filter((x) => !(x.kind === erasing.kind && x.id === erasing.id)) ?? null);
       setDone(msg);
       notify(msg);
       setErasing(null);
+      if (searched) await search(searched);
     } catch (e) {
       setError(toApiError(e));
       setErasing(null);
@@ -153,6 +160,7 @@ export function GdprPage() {
         <p>
           Everything held about this {erasing ? KIND_LABEL[erasing.kind] : 'person'} is removed and cannot be restored;
           the address stays suppressed (as a keyed hash) so nothing is sent to it again.
+          {' '}The contact and the leads with this address go with it.
         </p>
         <Field id="gdpr-confirm" label="Type the address to confirm">
           <input
