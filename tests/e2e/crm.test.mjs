@@ -8,11 +8,11 @@
 //
 // Env: MAILSTEAD_BIN, CHROMIUM, MAILSTEAD_REQUIRE_PEERS, E2E_KEEP_DATA, E2E_UI_DIST as in
 // console.test.mjs. Screenshots go to target/e2e-artifacts/crm/.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { apiRequest, clickNav, e2eSuite, login, repoRoot, until, withPrerequisites } from './lib.mjs';
+import { apiRequest, clickNav, e2eSuite, login, repoRoot, startSmtpSink, until, withPrerequisites } from './lib.mjs';
 
 const ADMIN_EMAIL = 'crm-admin@example.test';
 const ADMIN_PASSWORD = 'crm-e2e-password-4242';
@@ -29,12 +29,24 @@ function day(days) {
 }
 
 function defineSuite(chromium) {
+  // campaign mail goes through MAILSTEAD_RELAY to a loopback SMTP sink
+  let sink = null;
   const s = e2eSuite(chromium, {
     name: 'crm',
     artifacts: path.join(repoRoot, 'target', 'e2e-artifacts', 'crm'),
     adminEmail: ADMIN_EMAIL,
     adminPassword: ADMIN_PASSWORD,
+    env: async () => {
+      sink = await startSmtpSink();
+      return {
+        MAILSTEAD_RELAY: `smtp://127.0.0.1:${sink.port}?tls=none`,
+        MAILSTEAD_BRAND_COMPANY_NAME: 'Harbour Training',
+        MAILSTEAD_POSTAL_ADDRESS: 'Harbour Training Ltd | 1 Quay Street | Hamburg | Germany',
+        MAILSTEAD_PUBLIC_URL: 'https://mail.harbour-training.example',
+      };
+    },
   });
+  after(() => sink?.close());
   const ids = {};
   const get = (p) => s.api('GET', p);
 
@@ -164,6 +176,40 @@ function defineSuite(chromium) {
     );
 
     await t.test(
+      'campaign mail to the contact shows on its timeline with a link to the report',
+      s.step('contact-mail', async () => {
+        const list = await s.api('POST', '/api/v1/lists', { name: 'Harbour news' });
+        await s.api('PATCH', `/api/v1/contacts/${ids.contact}`, { lists: [list.id] });
+        const template = await s.api('POST', '/api/v1/templates', {
+          name: 'Dates',
+          mjml: '<mj-section><mj-column><mj-text>Hello {{ contact.first_name | default("there") }}, the March dates are out.</mj-text></mj-column></mj-section>',
+        });
+        const campaign = await s.api('POST', '/api/v1/campaigns', {
+          name: 'March dates',
+          subject: 'ISO 9001 in March',
+          from: 'Harbour Training <academy@harbour-training.example>',
+          template_id: template.id,
+          audience: { lists: [list.id] },
+        });
+        await s.api('POST', `/api/v1/campaigns/${campaign.id}/start`, {});
+        await until('the mail at the sink', async () => sink.rcpts.includes('hedda@harbour.example'), 60_000);
+        const delivered = async () =>
+          (await get(`/api/v1/records/contact/${ids.contact}/timeline`)).some((i) => i.kind === 'email.delivered');
+        await until('the delivery recorded', delivered, 30_000);
+        await page().reload();
+        const timeline = page().getByTestId('timeline');
+        const sent = timeline.locator('li[data-kind="email.sent"]');
+        await sent.waitFor();
+        assert.match(await sent.innerText(), /Email sent[\s\S]*March dates/);
+        assert.match(await timeline.locator('li[data-kind="email.delivered"]').innerText(), /Delivered/);
+        const report = sent.getByRole('link', { name: 'campaign report' });
+        assert.ok((await report.getAttribute('href')).endsWith(`#/campaigns/${campaign.id}/report`));
+        await report.click();
+        await page().waitForURL(new RegExp(`#/campaigns/${campaign.id}/report$`));
+      }),
+    );
+
+    await t.test(
       'tasks due today lists today’s and overdue tasks; ticking one marks it done',
       s.step('tasks', async () => {
         const mk = (subject, due, extra = {}) =>
@@ -234,7 +280,7 @@ function defineSuite(chromium) {
         await confirm.click();
         await page().getByTestId('gdpr-done').waitFor();
         await until('the contact gone', async () => (await apiRequest('GET', `${s.base}/api/v1/contacts/${c.id}`, s.token)).status === 404);
-        assert.equal(await card.count(), 0, 'the erased contact leaves the results');
+        await until('the erased contact gone from the results', async () => (await card.count()) === 0);
       }),
     );
 

@@ -387,7 +387,8 @@ export function stepper(dir, getPage) {
  * `after` writes the browser log to `artifacts` and tears everything down. Returns a context
  * whose fields are filled by `before`: base, token, dataDir, browser, page, log, and
  * `api(method, path, body)` (a checked bearer-token call resolving to the JSON) and `step` (see
- * stepper). Screenshots and the server log go to `artifacts`.
+ * stepper). Screenshots and the server log go to `artifacts`. `env` (the server's extra
+ * environment) may be an async function, called in `before` (e.g. to start an SMTP sink first).
  */
 export function e2eSuite(chromium, { name, artifacts, adminEmail, adminPassword, timeout = 15_000, env = {} }) {
   const ctx = { base: '', token: null, dataDir: null, browser: null, page: null, log: { browserLog: [], pageErrors: [] } };
@@ -409,7 +410,8 @@ export function e2eSuite(chromium, { name, artifacts, adminEmail, adminPassword,
     await fsp.mkdir(ctx.dataDir);
     ctx.token = await createAdmin(ctx.dataDir, adminEmail, adminPassword);
     let base;
-    ({ server, serverExit, base } = await startServer({ dataDir: ctx.dataDir, logFile: path.join(artifacts, 'server.log'), env }));
+    const serverEnv = typeof env === 'function' ? await env() : env;
+    ({ server, serverExit, base } = await startServer({ dataDir: ctx.dataDir, logFile: path.join(artifacts, 'server.log'), env: serverEnv }));
     ({ base: ctx.base, proxy } = await maybeUiProxy(base, ctx.dataDir));
     ctx.browser = await launchBrowser(chromium);
     ({ page: ctx.page } = await openPage(ctx.browser, ctx.log, timeout));

@@ -83,6 +83,7 @@ export function GdprPage() {
       await api.erasePerson(erasing.kind, erasing.id);
       // an erasure takes everything with the address: the contact and the leads
       erased.current.add(erasing.email.toLowerCase());
+      setResults((r) => r?.filter((p) => !erased.current.has(p.email.toLowerCase())) ?? null);
       const msg = `The ${KIND_LABEL[erasing.kind]} ${erasing.email} was erased.`;
       setDone(msg);
       notify(msg);
