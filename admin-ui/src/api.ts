@@ -621,6 +621,8 @@ export interface CrmQuery {
   done?: boolean;
   /** YYYY-MM-DD: due on or before. */
   due_before?: string;
+  /** Leads: a score of at least this. */
+  min_score?: number;
 }
 
 export type TimelineRecordKind = 'lead' | 'contact' | 'account' | 'opportunity';

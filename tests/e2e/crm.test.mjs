@@ -108,6 +108,13 @@ function defineSuite(chromium) {
         assert.ok(!unassigned.includes('quinn@mid.example'), `Quinn is assigned: ${unassigned}`);
         await owner.selectOption('');
         await until('all leads again', async () => (await rows.count()) === 3);
+        // a minimum score between the best two leaves the best
+        const [best, second] = [...stored].sort((a, b) => b.score - a.score);
+        await page().getByLabel('Minimum score').fill(String(second.score + 1));
+        await until('only the best lead', async () => (await rows.count()) === 1);
+        assert.equal(await rows.first().getAttribute('data-lead-email'), best.email);
+        await page().getByLabel('Minimum score').fill('');
+        await until('all leads again', async () => (await rows.count()) === 3);
       }),
     );
 

@@ -49,14 +49,19 @@ export function LeadsPage({ query }: { query: URLSearchParams }) {
   const [owner, setOwner] = useState<OwnerFilter>((query.get('owner') as OwnerFilter) ?? '');
   const [text, setText] = useState(query.get('q') ?? '');
   const q = useDebounced(text.trim(), 200);
+  const [minText, setMinText] = useState(query.get('min_score') ?? '');
+  const minScore = useDebounced(/^-?\d+$/.test(minText.trim()) ? minText.trim() : '', 200);
   const [open, setOpen] = useState<number | null>(null);
   const [busy, setBusy] = useState<number | null>(null);
   const [saveError, setSaveError] = useState<ApiError | null>(null);
-  const key = JSON.stringify([status, owner, q]);
+  const key = JSON.stringify([status, owner, q, minScore]);
   const list = useCursorList<Lead>(key, (cursor, signal) =>
-    api.getLeads({ sort: '-score', status, owner, q, cursor, limit: PAGE_SIZE }, signal),
+    api.getLeads({ sort: '-score', status, owner, q, min_score: minScore ? Number(minScore) : undefined, cursor, limit: PAGE_SIZE }, signal),
   );
-  useEffect(() => replaceQuery({ status: status || undefined, owner: owner || undefined, q: q || undefined }), [key]);
+  useEffect(
+    () => replaceQuery({ status: status || undefined, owner: owner || undefined, q: q || undefined, min_score: minScore || undefined }),
+    [key],
+  );
 
   async function assign(lead: Lead, to: number | null) {
     setBusy(lead.id);
@@ -96,6 +101,17 @@ export function LeadsPage({ query }: { query: URLSearchParams }) {
               <option value="me">Assigned to me</option>
               <option value="none">Unassigned</option>
             </select>
+          </Field>
+          <Field id="lead-min-score" label="Minimum score">
+            <input
+              id="lead-min-score"
+              type="number"
+              step={1}
+              inputMode="numeric"
+              value={minText}
+              aria-controls="lead-results"
+              onInput={(e) => setMinText(e.currentTarget.value)}
+            />
           </Field>
         </div>
       </form>
