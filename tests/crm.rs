@@ -80,10 +80,12 @@ fn crud_of_each_kind_with_filters_timeline_and_training() {
     assert_eq!(ids_of(&s.get_json("/api/v1/leads?q=ini")), vec![id(&l2)]);
     assert_eq!(s.get_json("/api/v1/leads/count")["count"], 2);
     assert_eq!(s.get_json("/api/v1/leads/count?status=new")["count"], 0);
-    // the scoring rules score Ann's title (training 10, manager 10); Bob scores nothing
+    // the rules score Ann's title 20 (training 10, manager 10); the 40 she was created with
+    // stays, as a manual +20 over the rules; Bob scores nothing
     let sorted = s.get_json("/api/v1/leads?sort=-score");
     assert_eq!(sorted["items"][0]["id"], lid);
-    assert_eq!(sorted["items"][0]["score"], 20);
+    assert_eq!(sorted["items"][0]["score"], 40);
+    assert_eq!(sorted["items"][0]["score_adjustment"], 20);
     // cursor paging
     let p1 = s.get_json("/api/v1/leads?limit=1");
     assert_eq!(p1["total"], 2);
@@ -1172,8 +1174,34 @@ fn lead_scores_follow_the_rules_and_engagement_with_a_breakdown() {
     assert_eq!(at_least("-5").len(), 2);
     let (st, e) = error_of(s.get("/api/v1/leads?min_score=lots"));
     assert!(st == 400 || st == 422, "{st} {e}");
+    // a score set by hand is kept as an adjustment: it still moves with the rules
+    let r = s.patch(
+        &format!("/api/v1/leads/{}", id(&student)),
+        &json!({"score": 75}),
+    );
+    assert_eq!(r.status(), 200);
+    let sc = s.get_json(&format!("/api/v1/leads/{}/score", id(&student)));
+    assert_eq!(
+        (sc["score"].as_i64(), sc["adjustment"].as_i64()),
+        (Some(75), Some(15)),
+        "{sc}"
+    );
+    assert!(
+        sc["breakdown"].to_string().contains("manual adjustment"),
+        "{sc}"
+    );
+    let mut raised = rules.clone();
+    let last = raised["fit"].as_array().unwrap().len() - 1;
+    raised["fit"][last]["points"] = json!(70);
+    assert_eq!(s.put("/api/v1/leads/scoring-rules", &raised).status(), 200);
+    assert_eq!(
+        s.get_json(&format!("/api/v1/leads/{}", id(&student)))["score"],
+        85
+    );
+    assert_eq!(s.put("/api/v1/leads/scoring-rules", &rules).status(), 200);
+    // three rule changes, each audited
     let audit = s.get_json("/api/v1/audit?record=setting:crm_scoring_rules");
-    assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
+    assert_eq!(audit["items"].as_array().unwrap().len(), 3, "{audit}");
 
     // a bad rule is named; sales may not change the rules
     rules["fit"][0]["field"] = json!("shoe_size");
@@ -1339,4 +1367,98 @@ fn tasks_due_the_team_directory_and_an_accounts_contacts() {
     );
     let hist = s.get_json(&format!("/api/v1/audit?record=account:{acc}"));
     assert!(hist.to_string().contains("2 contacts unlinked"), "{hist}");
+}
+
+#[test]
+fn renewals_and_lead_scores_select_campaign_audiences() {
+    let s = Server::start_with(&[FAST]);
+    let today = time::OffsetDateTime::now_utc().date();
+    let day = |d: i64| (today + time::Duration::days(d)).to_string();
+    let contact = |email: &str| {
+        id(&created(
+            s.post("/api/v1/contacts", &json!({"email": email})),
+        ))
+    };
+    let (soon, later, lapsed, none) = (
+        contact("soon@renewals.example"),
+        contact("later@renewals.example"),
+        contact("lapsed@renewals.example"),
+        contact("none@renewals.example"),
+    );
+    let certify = |c: u64, name: &str, expires: String| {
+        id(&created(s.post(
+            &format!("/api/v1/contacts/{c}/certifications"),
+            &json!({"name": name, "issued": "2024-01-10", "expires": expires}),
+        )))
+    };
+    let soon_cert = certify(soon, "ITIL 4 Foundation", day(10));
+    certify(later, "PRINCE2 Practitioner", day(100));
+    certify(lapsed, "ITIL 4 Foundation", day(-1));
+    // leads: Later's address scores by its job title, None's does not
+    let hot = created(s.post(
+        "/api/v1/leads",
+        &json!({"email": "later@renewals.example", "job_title": "Head of Training"}),
+    ));
+    assert!(hot["score"].as_i64().unwrap() > 0, "{hot}");
+    created(s.post(
+        "/api/v1/leads",
+        &json!({"email": "none@renewals.example", "job_title": "Student"}),
+    ));
+    let matching = |filter: &str| -> Vec<u64> {
+        let r = s.post(
+            "/api/v1/segments/preview",
+            &json!({"filter": filter, "limit": 100}),
+        );
+        let v: Value = r.json().unwrap();
+        let mut ids: Vec<u64> = v["contacts"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{filter}: {v}"))
+            .iter()
+            .map(id)
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(v["count"], ids.len() as u64, "{filter}: {v}");
+        ids
+    };
+    assert_eq!(matching("certification_expires_within(60d)"), vec![soon]);
+    assert_eq!(
+        matching("certification_expires_within(365d)"),
+        vec![soon, later]
+    );
+    assert_eq!(matching(r#"certified("itil")"#), vec![soon]);
+    assert_eq!(
+        matching(r#"not certified("ITIL") and email_domain = "renewals.example""#),
+        vec![later, lapsed, none]
+    );
+    let score = hot["score"].as_i64().unwrap();
+    assert_eq!(matching(&format!("lead_score >= {score}")), vec![later]);
+    assert_eq!(
+        matching(&format!("lead_score > {score}")),
+        Vec::<u64>::new()
+    );
+    assert_eq!(matching(&format!("lead_score < {score}")), vec![none]);
+    assert_eq!(matching("lead_score >= 0"), vec![later, none]);
+    // a saved segment follows the records: the renewal is done, nobody is due
+    let seg = created(s.post(
+        "/api/v1/segments",
+        &json!({"name": "Renewals due", "filter": "certification_expires_within(60d)"}),
+    ));
+    let count =
+        |seg: &Value| s.get_json(&format!("/api/v1/segments/{}/count", id(seg)))["count"].clone();
+    assert_eq!(count(&seg), 1);
+    assert_eq!(
+        s.delete(&format!(
+            "/api/v1/contacts/{soon}/certifications/{soon_cert}"
+        ))
+        .status(),
+        204
+    );
+    assert_eq!(count(&seg), 0);
+    // bad input is located
+    let (st, e) = error_of(s.post(
+        "/api/v1/segments/preview",
+        &json!({"filter": "lead_score >= \"hot\""}),
+    ));
+    assert_eq!(st, 422, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("number"), "{e}");
 }

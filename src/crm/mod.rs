@@ -960,6 +960,23 @@ impl Crm {
         Ok(a)
     }
 
+    /// Sets the stored score: the rules' score, or `set` (a score written by hand), kept as an
+    /// adjustment to the rules' score so that it still follows them.
+    fn settle_score(&self, l: &mut Lead, set: Option<i64>) -> Result<()> {
+        match set {
+            Some(s) => {
+                let base = self.score_of(&Lead {
+                    score_adjustment: 0,
+                    ..l.clone()
+                })?;
+                l.score_adjustment = s - base.score;
+                l.score = s;
+            }
+            None => l.score = self.score_of(l)?.score,
+        }
+        Ok(())
+    }
+
     fn score_of(&self, lead: &Lead) -> Result<scoring::Score> {
         let rules = self.store.scoring_rules()?;
         Ok(scoring::score(
@@ -1065,9 +1082,7 @@ impl Crm {
                 l.email
             )));
         }
-        if input.score.is_none() {
-            l.score = self.score_of(&l)?.score;
-        }
+        self.settle_score(&mut l, input.score)?;
         let l = tx.insert(l)?;
         Self::audit_create(tx, actor, &l)?;
         Ok(l)
@@ -1102,9 +1117,7 @@ impl Crm {
             )));
         }
         l.updated_at = now();
-        if input.score.is_none() {
-            l.score = self.score_of(&l)?.score;
-        }
+        self.settle_score(&mut l, input.score)?;
         tx.update(&l)?;
         Self::audit_update(tx, actor, &before, &l)?;
         Ok(l)

@@ -108,6 +108,10 @@ pub struct Lead {
     pub status: LeadStatus,
     #[serde(default)]
     pub score: i64,
+    /// Points set by hand: a score written through the API is kept as its difference from
+    /// the rules' score, so the lead still moves with the rules and its engagement.
+    #[serde(default)]
+    pub score_adjustment: i64,
     /// The user the lead is assigned to; `None` is unassigned.
     #[serde(default)]
     pub assigned_to: Option<Id>,
@@ -149,6 +153,7 @@ impl Lead {
             source: String::new(),
             status: LeadStatus::New,
             score: 0,
+            score_adjustment: 0,
             assigned_to: None,
             consents: Vec::new(),
             converted_contact_id: None,

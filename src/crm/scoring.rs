@@ -178,6 +178,8 @@ pub struct Score {
     pub score: i64,
     pub fit: i64,
     pub engagement: i64,
+    /// Points set by hand (a score written through the API).
+    pub adjustment: i64,
     pub breakdown: Vec<ScorePart>,
 }
 
@@ -278,10 +280,21 @@ pub fn score(lead: &Lead, rules: &ScoringRules, a: &Activity, now: OffsetDateTim
         );
     }
     let engagement = engagement.round() as i64;
+    let adjustment = lead.score_adjustment;
+    if adjustment != 0 {
+        breakdown.push(ScorePart {
+            rule: "manual adjustment".into(),
+            points: adjustment as f64,
+        });
+    }
     Score {
-        score: (fit + engagement).clamp(0, 1_000_000),
+        score: fit
+            .saturating_add(engagement)
+            .saturating_add(adjustment)
+            .clamp(0, 1_000_000),
         fit,
         engagement,
+        adjustment,
         breakdown,
     }
 }

@@ -4,6 +4,7 @@
 //! few integer compares and bit lookups.
 
 use super::cache::{AttrVal, Cache, Interner, Row, status_code};
+use super::facts::Facts;
 use super::lang::{AttrTest, CmpOp, Expr, Literal, Pred, TextField, TextTest, TimeField};
 use crate::model::{EngagementKind, Id};
 use crate::search::Scope;
@@ -100,6 +101,8 @@ pub(crate) enum Node {
     Lists(Vec<u32>, u8),
     Attr(u32, Bits),
     Consent(u32),
+    /// One of these contacts (ascending): a CRM test resolved before compiling.
+    Ids(Vec<Id>),
 }
 
 fn text_bits(strs: &Interner, t: &TextTest) -> Node {
@@ -122,7 +125,7 @@ fn bytes(t: &TextTest) -> Option<Bytes> {
     })
 }
 
-fn cmp<T: PartialOrd + ?Sized>(a: &T, op: CmpOp, b: &T) -> bool {
+pub(crate) fn cmp<T: PartialOrd + ?Sized>(a: &T, op: CmpOp, b: &T) -> bool {
     match op {
         CmpOp::Eq => a == b,
         CmpOp::Ne => a != b,
@@ -180,23 +183,28 @@ fn u32_ids(ids: &[Id]) -> Vec<u32> {
     ids.iter().filter_map(|i| u32::try_from(*i).ok()).collect()
 }
 
-/// Compiles `e` against the cache's interners; `now` is the unix time `*_within` counts from.
-pub(crate) fn compile(e: &Expr, c: &Cache, now: i64) -> Node {
+/// Compiles `e` against the cache's interners and the CRM `facts` loaded for it; `now` is the
+/// unix time `*_within` counts from.
+pub(crate) fn compile(e: &Expr, c: &Cache, facts: &Facts, now: i64) -> Node {
     match e {
         Expr::All => Node::Const(true),
         Expr::And(v) => combine(
-            v.iter().map(|x| compile(x, c, now)).collect(),
+            v.iter().map(|x| compile(x, c, facts, now)).collect(),
             false,
             Node::And,
         ),
         Expr::Or(v) => combine(
-            v.iter().map(|x| compile(x, c, now)).collect(),
+            v.iter().map(|x| compile(x, c, facts, now)).collect(),
             true,
             Node::Or,
         ),
-        Expr::Not(x) => match compile(x, c, now) {
+        Expr::Not(x) => match compile(x, c, facts, now) {
             Node::Const(b) => Node::Const(!b),
             n => Node::Not(Box::new(n)),
+        },
+        Expr::Pred(p) if p.is_crm() => match facts.ids(p) {
+            [] => Node::Const(false),
+            ids => Node::Ids(ids.to_vec()),
         },
         Expr::Pred(p) => pred(p, c, now),
     }
@@ -290,6 +298,8 @@ fn pred(p: &Pred, c: &Cache, now: i64) -> Node {
         }
         // never: the time is 0
         Pred::Never(kind) => Node::Time(engagement_col(*kind), 0, 1),
+        // resolved by `compile` from the facts
+        Pred::CertExpiring(_) | Pred::Certified(_) | Pred::LeadScore(..) => Node::Const(false),
     }
 }
 
@@ -353,6 +363,7 @@ impl Node {
                 .chunks_exact(2)
                 .any(|kv| kv[0] == *key && bits.has(kv[1])),
             Node::Consent(p) => c.consents_of(r).contains(p),
+            Node::Ids(ids) => ids.binary_search(&r.id).is_ok(),
         }
     }
 }

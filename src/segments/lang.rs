@@ -175,6 +175,22 @@ pub enum Pred {
     /// The last such event is within this many seconds.
     EngagedWithin(EngagementKind, i64),
     Never(EngagementKind),
+    /// CRM: holds a certification that expires between now and this many seconds from now.
+    CertExpiring(i64),
+    /// CRM: holds an unexpired certification whose name contains this (lower-cased).
+    Certified(String),
+    /// CRM: the highest score of the leads converted into the contact or sharing its address.
+    LeadScore(CmpOp, f64),
+}
+
+impl Pred {
+    /// Whether the test reads CRM records rather than the contact row.
+    pub fn is_crm(&self) -> bool {
+        matches!(
+            self,
+            Pred::CertExpiring(_) | Pred::Certified(_) | Pred::LeadScore(..)
+        )
+    }
 }
 
 /// A parsed filter.
@@ -487,6 +503,7 @@ pub const FIELDS: &[&str] = &[
     "tag",
     "list",
     "attributes.KEY",
+    "lead_score",
 ];
 
 /// The functions, as written with their argument.
@@ -503,6 +520,8 @@ pub const FUNCTIONS: &[&str] = &[
     "unsubscribed(LIST)",
     "list_status(LIST)",
     "consent(\"PURPOSE\")",
+    "certification_expires_within(60d)",
+    "certified(\"NAME\")",
 ];
 
 fn bare(name: &str) -> &str {
@@ -905,6 +924,25 @@ impl<'s> Parser<'s> {
             };
         }
         match lower {
+            "lead_score" => {
+                let (cond, op_at) = self.condition(lower)?;
+                match cond {
+                    Cond::Cmp(
+                        op,
+                        Value {
+                            v: V::Num(n, _), ..
+                        },
+                    ) => Ok(Expr::Pred(Pred::LeadScore(op, n))),
+                    Cond::Cmp(_, v) => Err(self.type_err(
+                        v.at,
+                        format!("lead_score is a number; found {}", v.v.describe()),
+                    )),
+                    _ => Err(self.type_err(
+                        op_at,
+                        "lead_score compares with =, !=, <, <=, > or >= and a number, e.g. lead_score >= 50",
+                    )),
+                }
+            }
             "owner" | "owner_id" => {
                 let (cond, op_at) = self.condition(lower)?;
                 match cond {
@@ -1203,6 +1241,15 @@ impl<'s> Parser<'s> {
                 let v = self.one_arg(lower, "consent(\"marketing\")")?;
                 let purpose = self.text(v, "consent(…)")?;
                 Ok(Expr::Pred(Pred::Consent(purpose)))
+            }
+            "certification_expires_within" => {
+                let d = self.duration_arg(lower, "certification_expires_within(60d)")?;
+                Ok(Expr::Pred(Pred::CertExpiring(d)))
+            }
+            "certified" => {
+                let v = self.one_arg(lower, "certified(\"ITIL\")")?;
+                let name = self.text(v, "certified(…)")?;
+                Ok(Expr::Pred(Pred::Certified(name)))
             }
             _ => Err(unknown(self.src, at, name, true)),
         }

@@ -32,6 +32,11 @@
 //!   grant, not a withdrawal.
 //! - **Engagement** with campaign mail: `sent_within(7d)`, `opened_within(90d)`,
 //!   `clicked_within(30d)`, `never_opened`, `never_clicked`, `never_sent`.
+//! - **CRM**: `certification_expires_within(60d)` (a certification expiring between today and
+//!   then: renewals), `certified("ITIL")` (an unexpired certification whose name contains the
+//!   text), `lead_score >= 50` (the best score of the leads converted into the contact or with
+//!   its address; contacts without a lead have none and match no comparison). These are read
+//!   from the store when a filter names them (`facts.rs`), not kept in the row cache.
 //!
 //! Errors ([`FilterError`]) name their kind (syntax, unknown field or function with the closest
 //! known name, wrong value type, bad duration or date) and where: line, column and an excerpt
@@ -47,6 +52,7 @@
 
 mod cache;
 mod eval;
+mod facts;
 pub mod lang;
 
 pub use cache::CacheStats;
@@ -193,9 +199,11 @@ impl Segments {
     }
 
     fn evaluate(&self, e: &Expr, scope: Scope, first: usize) -> Result<(u64, Vec<Id>)> {
-        let now = now().unix_timestamp();
+        let now = now();
+        let facts = facts::Facts::load(&self.store, e, now)?;
+        let now = now.unix_timestamp();
         self.with_cache(|c| {
-            let node = eval::compile(e, c, now);
+            let node = eval::compile(e, c, &facts, now);
             eval::count(c, &node, scope, first)
         })
     }
@@ -228,8 +236,10 @@ impl Segments {
     }
 
     pub fn members_of_expr(&self, e: &Expr) -> Result<Vec<Id>> {
-        let now = now().unix_timestamp();
-        self.with_cache(|c| eval::members(c, &eval::compile(e, c, now)))
+        let now = now();
+        let facts = facts::Facts::load(&self.store, e, now)?;
+        let now = now.unix_timestamp();
+        self.with_cache(|c| eval::members(c, &eval::compile(e, c, &facts, now)))
     }
 
     /// The members of a saved segment (system use, as [`Segments::members`]).

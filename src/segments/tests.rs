@@ -133,6 +133,27 @@ fn errors_are_typed_and_located() {
     assert!(e.message.contains("quotes"));
     let e = err(r#"list_status(3) = "maybe""#);
     assert_eq!(e.kind, FilterErrorKind::Type);
+    // CRM tests
+    let e = err(r#"lead_score >= "high""#);
+    assert_eq!((e.kind, e.column), (FilterErrorKind::Type, 15));
+    let e = err("lead_score exists");
+    assert_eq!(e.kind, FilterErrorKind::Type);
+    assert!(e.message.contains("lead_score >= 50"), "{}", e.message);
+    let e = err("certification_expires_within(60)");
+    assert_eq!(e.kind, FilterErrorKind::Duration);
+    let e = err("certified(3)");
+    assert_eq!(e.kind, FilterErrorKind::Type);
+    let e = err("certification_expires_within");
+    assert!(e.message.contains("certification_expires_within(60d)"));
+    assert_eq!(
+        parse(r#"certified("ITIL") and not certification_expires_within(60d) and lead_score > 40"#)
+            .unwrap(),
+        Expr::And(vec![
+            Expr::Pred(Pred::Certified("itil".into())),
+            Expr::Not(Box::new(Expr::Pred(Pred::CertExpiring(60 * 86_400)))),
+            Expr::Pred(Pred::LeadScore(CmpOp::Gt, 40.0)),
+        ])
+    );
 
     let e = err(r#"(tag = "a" or tag = "b""#);
     assert_eq!((e.kind, e.column), (FilterErrorKind::Syntax, 1));
