@@ -526,6 +526,8 @@ export interface LeadScore {
   score: number;
   fit: number;
   engagement: number;
+  /** Points set by hand (optional: older servers have none). */
+  adjustment?: number;
   breakdown: ScorePart[];
 }
 

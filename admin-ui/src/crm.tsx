@@ -211,6 +211,7 @@ export function ScoreBreakdown({ leadId, updated }: { leadId: number; updated?: 
     <div class="score-breakdown" data-testid={`score-breakdown-${leadId}`}>
       <p>
         <strong>{score.score}</strong> points: fit {score.fit}, engagement {score.engagement}
+        {score.adjustment ? `, adjusted by hand ${score.adjustment > 0 ? '+' : ''}${score.adjustment}` : ''}
       </p>
       {score.breakdown.length ? (
         <table class="table table-compact">
