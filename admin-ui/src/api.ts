@@ -41,6 +41,8 @@ export interface Contact {
   lists: Membership[];
   consents: Consent[];
   owner_id: number | null;
+  /** The CRM account (company) the contact belongs to. */
+  account_id?: number | null;
   created_at: string;
   updated_at: string;
 }
@@ -477,6 +479,191 @@ export interface ChainReport {
   broken: { seq: number; reason: string } | null;
 }
 
+// ---------------------------------------------------------------- CRM records
+
+export type LeadStatus = 'new' | 'contacted' | 'qualified' | 'disqualified' | 'converted';
+export const LEAD_STATUSES: LeadStatus[] = ['new', 'contacted', 'qualified', 'disqualified', 'converted'];
+
+export interface Lead {
+  id: number;
+  first_name: string;
+  last_name: string;
+  email: string;
+  phone: string;
+  job_title: string;
+  company: string;
+  website: string;
+  industry: string;
+  company_size: string;
+  country: string;
+  source: string;
+  status: LeadStatus;
+  score: number;
+  /** The user the lead is assigned to; null is unassigned. */
+  assigned_to: number | null;
+  consents: Consent[];
+  converted_contact_id: number | null;
+  converted_account_id: number | null;
+  converted_opportunity_id: number | null;
+  converted_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** PATCH body of a lead (only the fields the console changes). */
+export interface LeadPatch {
+  status?: LeadStatus;
+  assigned_to?: number | null;
+}
+
+/** One line of a score's breakdown (`fit: job_title contains "manager"`, `engagement: 3 clicks`). */
+export interface ScorePart {
+  rule: string;
+  points: number;
+}
+
+export interface LeadScore {
+  score: number;
+  fit: number;
+  engagement: number;
+  /** Points set by hand (optional: older servers have none). */
+  adjustment?: number;
+  breakdown: ScorePart[];
+}
+
+export interface ConvertInput {
+  create_opportunity: boolean;
+  opportunity?: { name?: string; amount?: string; currency?: string };
+}
+
+export interface Converted {
+  contact_id: number;
+  account_id: number;
+  opportunity_id: number | null;
+}
+
+export interface Address {
+  street: string;
+  city: string;
+  postal_code: string;
+  region: string;
+  country: string;
+}
+
+export interface Account {
+  id: number;
+  name: string;
+  domain: string;
+  industry: string;
+  size: string;
+  address: Address;
+  parent_id: number | null;
+  owner_id: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Opportunity {
+  id: number;
+  name: string;
+  account_id: number | null;
+  contact_id: number | null;
+  programme: string;
+  /** null for roles that may not see amounts. */
+  amount: string | null;
+  currency: string;
+  stage: string;
+  probability: number;
+  expected_close: string | null;
+  owner_id: number | null;
+  lost_reason: string;
+  lead_id: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export type ActivityKind = 'call' | 'meeting' | 'email' | 'note' | 'task';
+
+export interface Activity {
+  id: number;
+  kind: ActivityKind;
+  subject: string;
+  body: string;
+  /** `lead:5`, `contact:7`, `account:2`, `opportunity:9`. */
+  record: string | null;
+  /** Tasks: YYYY-MM-DD. */
+  due: string | null;
+  done: boolean;
+  owner_id: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ActivityInput {
+  kind?: ActivityKind;
+  subject?: string;
+  body?: string;
+  record?: string | null;
+  due?: string | null;
+  done?: boolean;
+}
+
+/** Query of the CRM list routes (each optional). */
+export interface CrmQuery {
+  status?: string;
+  /** A user id, `me` or `none`. */
+  owner?: string;
+  q?: string;
+  sort?: string;
+  cursor?: string | null;
+  limit?: number;
+  account?: number;
+  kind?: string;
+  record?: string;
+  done?: boolean;
+  /** YYYY-MM-DD: due on or before. */
+  due_before?: string;
+  /** Leads: a score of at least this. */
+  min_score?: number;
+}
+
+export type TimelineRecordKind = 'lead' | 'contact' | 'account' | 'opportunity';
+
+/** One line of a record's timeline: `activity`, `audit` or `email.*`. */
+export interface TimelineItem {
+  at: string;
+  kind: string;
+  title: string;
+  /** `user:3`, `cli`, `system`. */
+  actor?: string;
+  /** Audit items: names of the fields that changed. */
+  fields?: string[];
+  activity?: Activity;
+  campaign_id?: number;
+}
+
+/** A user as the assignment pickers show it. */
+export interface DirectoryUser {
+  id: number;
+  email: string;
+  role: Role;
+}
+
+// ---------------------------------------------------------------- GDPR
+
+export interface ConsentRecord extends Consent {
+  wording?: string;
+  withdrawn?: boolean;
+}
+
+export interface ConsentHistory {
+  contact_id: number;
+  /** Oldest first. */
+  history: ConsentRecord[];
+  /** Purpose → granted now. */
+  current: Record<string, boolean>;
+}
+
 function auditParams(q: AuditQuery): URLSearchParams {
   const params = new URLSearchParams();
   if (q.record) params.set('record', q.record);
@@ -607,6 +794,16 @@ export async function request<T>(method: string, path: string, opts: RequestOpti
 }
 
 const enc = encodeURIComponent;
+
+function crmParams(q: CrmQuery): URLSearchParams {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) {
+    if (v === undefined || v === null || v === '') continue;
+    params.set(k, String(v));
+  }
+  return params;
+}
+
 
 export const api = {
   // session
@@ -763,6 +960,33 @@ export const api = {
       throw e;
     }
   },
+
+  // CRM: leads, accounts, opportunities, activities, timelines
+  getLeads: (q: CrmQuery, signal?: AbortSignal) => request<Page<Lead>>('GET', `/api/v1/leads?${crmParams(q)}`, { signal }),
+  getLead: (id: number | string) => request<Lead>('GET', `/api/v1/leads/${enc(String(id))}`),
+  updateLead: (id: number, patch: LeadPatch) => request<Lead>('PATCH', `/api/v1/leads/${id}`, { body: patch }),
+  getLeadScore: (id: number) => request<LeadScore>('GET', `/api/v1/leads/${id}/score`),
+  convertLead: (id: number, input: ConvertInput) =>
+    request<Converted>('POST', `/api/v1/leads/${id}/convert`, { body: input }),
+  getAccounts: (q: CrmQuery, signal?: AbortSignal) =>
+    request<Page<Account>>('GET', `/api/v1/accounts?${crmParams(q)}`, { signal }),
+  getAccount: (id: number | string) => request<Account>('GET', `/api/v1/accounts/${enc(String(id))}`),
+  getOpportunities: (q: CrmQuery) => request<Page<Opportunity>>('GET', `/api/v1/opportunities?${crmParams(q)}`),
+  getActivities: (q: CrmQuery, signal?: AbortSignal) =>
+    request<Page<Activity>>('GET', `/api/v1/activities?${crmParams(q)}`, { signal }),
+  createActivity: (input: ActivityInput) => request<Activity>('POST', '/api/v1/activities', { body: input }),
+  updateActivity: (id: number, patch: ActivityInput) =>
+    request<Activity>('PATCH', `/api/v1/activities/${id}`, { body: patch }),
+  getTimeline: (kind: TimelineRecordKind, id: number) =>
+    request<TimelineItem[]>('GET', `/api/v1/records/${kind}/${id}/timeline`),
+  /** Every user's id, email and role (for assignment pickers). */
+  getUserDirectory: () => request<{ items: DirectoryUser[] }>('GET', '/api/v1/users/directory'),
+
+  // GDPR: data-subject rights
+  exportPerson: (kind: 'contacts' | 'leads', id: number) => request<unknown>('GET', `/api/v1/${kind}/${id}/export`),
+  erasePerson: (kind: 'contacts' | 'leads', id: number) =>
+    request<Record<string, unknown>>('POST', `/api/v1/${kind}/${id}/erase`),
+  getConsents: (id: number) => request<ConsentHistory>('GET', `/api/v1/contacts/${id}/consents`),
 
   // outgoing webhooks (admins)
   getWebhooks: () =>

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, onUnauthorized, setCsrfToken, toApiError, type User, type WebhookSubscription } from './api';
-import { canSeeDeliveries, ErrorBanner, Spinner, Toasts, UserContext } from './components';
+import { canSeeDeliveries, canUseGdpr, ErrorBanner, Spinner, Toasts, UserContext } from './components';
 import { href, navigate, useRoute } from './router';
 import { LoginPage } from './pages/login';
 import { ContactsPage } from './pages/contacts';
@@ -9,6 +9,10 @@ import { ImportPage } from './pages/import';
 import { ListsPage } from './pages/lists';
 import { SegmentsPage } from './pages/segments';
 import { PipelinePage } from './pages/pipeline';
+import { LeadPage, LeadsPage } from './pages/leads';
+import { AccountPage, AccountsPage } from './pages/accounts';
+import { TasksPage } from './pages/tasks';
+import { GdprPage } from './pages/gdpr';
 import { UsersPage } from './pages/users';
 import { TokensPage } from './pages/tokens';
 import { DeliveriesPage } from './pages/deliveries';
@@ -122,7 +126,12 @@ const NAV: { id: string; label: string; items: NavItem[] }[] = [
   {
     id: 'sales',
     label: 'Sales',
-    items: [{ path: '/pipeline', label: 'Pipeline' }],
+    items: [
+      { path: '/leads', label: 'Lead inbox' },
+      { path: '/accounts', label: 'Accounts' },
+      { path: '/pipeline', label: 'Pipeline' },
+      { path: '/tasks', label: 'Tasks due' },
+    ],
   },
   {
     id: 'email',
@@ -142,6 +151,7 @@ const NAV: { id: string; label: string; items: NavItem[] }[] = [
       { path: '/tokens', label: 'API tokens' },
       { path: '/webhooks', label: 'Webhooks', show: (u) => u.role === 'admin' },
       { path: '/audit', label: 'Audit', show: canReadAudit },
+      { path: '/gdpr', label: 'GDPR requests', show: canUseGdpr },
     ],
   },
 ];
@@ -358,6 +368,17 @@ function Page({ path, query, seq, user }: { path: string; query: URLSearchParams
       return <SegmentsPage />;
     case 'pipeline':
       return <PipelinePage />;
+    case 'leads':
+      if (parts.length <= 1) return <LeadsPage key={seq} query={query} />;
+      return <LeadPage key={parts[1]} id={parts[1]} />;
+    case 'accounts':
+      if (parts.length <= 1) return <AccountsPage key={seq} query={query} />;
+      return <AccountPage key={parts[1]} id={parts[1]} />;
+    case 'tasks':
+      return <TasksPage />;
+    case 'gdpr':
+      if (!canUseGdpr(user)) return <NotAllowed message="Only administrators and managers handle GDPR requests." />;
+      return <GdprPage />;
     case 'tokens':
       return <TokensPage />;
     case 'templates':

@@ -28,6 +28,11 @@ export function canEditCampaigns(user: User): boolean {
   return user.role === 'admin' || user.role === 'manager' || user.role === 'marketing';
 }
 
+/** GDPR tools (export, erasure): admins and managers (the server decides erasure). */
+export function canUseGdpr(user: User): boolean {
+  return user.role === 'admin' || user.role === 'manager';
+}
+
 // ---------------------------------------------------------------- formatting
 
 export function formatDate(s: string | null | undefined): string {
@@ -268,6 +273,20 @@ export function Toasts() {
 }
 
 // ---------------------------------------------------------------- misc
+
+/** Saves `data` as a pretty-printed JSON file through the browser's download. */
+export function downloadJson(data: unknown, filename: string): void {
+  const blob = new Blob([JSON.stringify(data, null, 2) + '\n'], { type: 'application/json' });
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  a.style.display = 'none';
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
 
 export function Spinner({ label = 'Loading…' }: { label?: string }) {
   return (

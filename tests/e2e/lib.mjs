@@ -4,10 +4,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import https from 'node:https';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -139,33 +141,34 @@ export function startSmtpSink() {
 
 /** POST JSON to the API with a bearer token (as a script or integration would). */
 export function apiPost(url, token, body) {
+  return apiRequest('POST', url, token, body);
+}
+
+/**
+ * Any API request with a bearer token (a JSON body when `body` is given); resolves to
+ * { status, json, text, headers }.
+ */
+export function apiRequest(method, url, token, body) {
   return new Promise((resolve, reject) => {
-    const payload = Buffer.from(JSON.stringify(body));
-    const req = https.request(
-      url,
-      {
-        method: 'POST',
-        rejectUnauthorized: false,
-        timeout: 10_000,
-        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', 'Content-Length': payload.length },
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (d) => (text += d));
-        res.on('end', () => {
-          let json = null;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            /* not JSON */
-          }
-          resolve({ status: res.statusCode, json, text });
-        });
-      },
-    );
+    const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
+    const headers = { Authorization: `Bearer ${token}` };
+    if (payload) Object.assign(headers, { 'Content-Type': 'application/json', 'Content-Length': payload.length });
+    const req = https.request(url, { method, rejectUnauthorized: false, timeout: 10_000, headers }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => {
+        let json = null;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          /* not JSON */
+        }
+        resolve({ status: res.statusCode, json, text, headers: res.headers });
+      });
+    });
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
-    req.end(payload);
+    req.end(payload ?? undefined);
   });
 }
 
@@ -310,6 +313,15 @@ export async function clickNav(page, name) {
   await link.click();
 }
 
+/** Signs in through the console's login form and waits for the top bar to show the user. */
+export async function login(page, base, email, password) {
+  await page.goto(`${base}/`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByTestId('current-user').filter({ hasText: email }).waitFor();
+}
+
 /** Creates an admin with the CLI and an API token for it; resolves to the token. */
 export async function createAdmin(dataDir, email, password) {
   await run(bin, ['user', 'create', '--data-dir', dataDir, '--email', email, '--role', 'admin'], password + '\n');
@@ -367,4 +379,49 @@ export function stepper(dir, getPage) {
     }
   };
   return { screenshot, step };
+}
+
+/**
+ * The usual suite around a fresh server: `before` makes a temp data dir with an admin (and its
+ * API token), starts the server (behind the UI proxy with E2E_UI_DIST), opens the browser;
+ * `after` writes the browser log to `artifacts` and tears everything down. Returns a context
+ * whose fields are filled by `before`: base, token, dataDir, browser, page, log, and
+ * `api(method, path, body)` (a checked bearer-token call resolving to the JSON) and `step` (see
+ * stepper). Screenshots and the server log go to `artifacts`. `env` (the server's extra
+ * environment) may be an async function, called in `before` (e.g. to start an SMTP sink first).
+ */
+export function e2eSuite(chromium, { name, artifacts, adminEmail, adminPassword, timeout = 15_000, env = {} }) {
+  const ctx = { base: '', token: null, dataDir: null, browser: null, page: null, log: { browserLog: [], pageErrors: [] } };
+  let server = null;
+  let serverExit = null;
+  let proxy = null;
+  let tmpDir = null;
+  ctx.step = stepper(artifacts, () => ctx.page).step;
+  ctx.api = async (method, p, body) => {
+    const r = await apiRequest(method, `${ctx.base}${p}`, ctx.token, body);
+    assert.ok(r.status >= 200 && r.status < 300, `${method} ${p}: ${r.status} ${r.text}`);
+    return r.json;
+  };
+  before(async () => {
+    await fsp.rm(artifacts, { recursive: true, force: true });
+    await fsp.mkdir(artifacts, { recursive: true });
+    tmpDir = await fsp.mkdtemp(path.join(os.tmpdir(), `mailstead-e2e-${name}-`));
+    ctx.dataDir = path.join(tmpDir, 'data');
+    await fsp.mkdir(ctx.dataDir);
+    ctx.token = await createAdmin(ctx.dataDir, adminEmail, adminPassword);
+    let base;
+    const serverEnv = typeof env === 'function' ? await env() : env;
+    ({ server, serverExit, base } = await startServer({ dataDir: ctx.dataDir, logFile: path.join(artifacts, 'server.log'), env: serverEnv }));
+    ({ base: ctx.base, proxy } = await maybeUiProxy(base, ctx.dataDir));
+    ctx.browser = await launchBrowser(chromium);
+    ({ page: ctx.page } = await openPage(ctx.browser, ctx.log, timeout));
+  });
+  after(async () => {
+    await fsp.writeFile(path.join(artifacts, 'browser-console.log'), ctx.log.browserLog.join('\n') + '\n').catch(() => {});
+    await ctx.browser?.close().catch(() => {});
+    await proxy?.close().catch(() => {});
+    await stopServer(server, serverExit);
+    if (tmpDir && process.env.E2E_KEEP_DATA !== '1') await fsp.rm(tmpDir, { recursive: true, force: true });
+  });
+  return ctx;
 }

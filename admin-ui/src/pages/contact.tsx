@@ -16,6 +16,7 @@ import {
   useUser,
 } from '../components';
 import { RecordHistory } from './audit';
+import { AccountLink, ConsentTable, RecordTimeline } from '../crm';
 import { href, navigate } from '../router';
 
 interface AttrRow {
@@ -366,26 +367,7 @@ export function ContactPage({ id }: { id: string | null }) {
           <div class="card">
             <h2>Consents</h2>
             {contact.consents?.length ? (
-              <table class="table table-compact">
-                <thead>
-                  <tr>
-                    <th scope="col">Purpose</th>
-                    <th scope="col">Source</th>
-                    <th scope="col">When</th>
-                    <th scope="col">IP</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {contact.consents.map((c, i) => (
-                    <tr key={i}>
-                      <td data-label="Purpose">{c.purpose}</td>
-                      <td data-label="Source">{c.source}</td>
-                      <td data-label="When">{formatDate(c.at)}</td>
-                      <td data-label="IP">{c.ip || '—'}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
+              <ConsentTable items={contact.consents} />
             ) : (
               <p class="muted">No consent records.</p>
             )}
@@ -403,6 +385,10 @@ export function ContactPage({ id }: { id: string | null }) {
                     ? 'you'
                     : ownerEmail ?? `user #${contact.owner_id}`}
               </dd>
+              <dt>Account</dt>
+              <dd>
+                {contact.account_id != null ? <AccountLink id={contact.account_id} /> : '—'}
+              </dd>
               <dt>Created</dt>
               <dd>{formatDate(contact.created_at)}</dd>
               <dt>Updated</dt>
@@ -411,6 +397,7 @@ export function ContactPage({ id }: { id: string | null }) {
           </div>
         </div>
       ) : null}
+      {!isNew && contact ? <RecordTimeline kind="contact" id={contact.id} /> : null}
       {!isNew && contact ? <ContactFeedback key={contact.id} id={contact.id} updated={contact.updated_at} /> : null}
       {!isNew && contact ? <RecordHistory record={`contact:${contact.id}`} updated={contact.updated_at} /> : null}
 
