@@ -206,7 +206,7 @@ impl Tracking {
         let r = personalise(
             &c,
             &compiled,
-            &contact,
+            &crate::campaigns::runner::Addressee::from(&contact),
             message,
             &links,
             &campaign_vars(&c),

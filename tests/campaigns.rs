@@ -1020,3 +1020,45 @@ fn local_time_sending_waits_for_each_recipients_zone() {
     let log = s.get_json("/api/v1/deliveries?recipient=pago@customers.test");
     assert_eq!(log["items"].as_array().unwrap().len(), 0, "{log}");
 }
+
+#[test]
+fn a_test_send_is_personalised_and_leaves_the_campaign_a_draft() {
+    let test = "a_test_send_is_personalised_and_leaves_the_campaign_a_draft";
+    if !have_peers(test) {
+        return;
+    }
+    let lab = lab("127.0.0.36", 0);
+    let s = &lab.s;
+    let list = audience(s, 1);
+    let tpl = template(s);
+    let id = campaign(s, "Proof", tpl, list);
+    let r = s.post(
+        &format!("/api/v1/campaigns/{id}/test"),
+        &json!({"to": ["u0000@customers.test", "Guest <guest@customers.test>"]}),
+    );
+    assert!(r.status().is_success(), "{}", r.text().unwrap_or_default());
+    let files = dumps(&lab.sink, 2);
+    let parsed = harness::check_messages(&files, &[], None).expect("check_eml.py");
+    let mut subjects: Vec<&str> = parsed
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap())
+        .collect();
+    subjects.sort_unstable();
+    // the contact's own name; sample values for an address that is no contact
+    assert_eq!(
+        subjects,
+        ["[Test] Your path, Ada", "[Test] Your path, First0000"]
+    );
+    for m in &parsed {
+        assert_eq!(m["dkim_signatures"], 1, "signed like the real send");
+        assert!(m["list_unsubscribe"].is_string(), "{m}");
+        let html = m["html"].as_str().unwrap();
+        assert!(
+            !html.contains(&format!("{PUBLIC_URL}/o/")),
+            "a test send is not tracked"
+        );
+    }
+    let c = s.get_json(&format!("/api/v1/campaigns/{id}"));
+    assert_eq!(c["status"], "draft", "{c}");
+    assert_eq!(c["stats"]["queued"], 0, "{c}");
+}

@@ -59,25 +59,42 @@ pub(crate) fn campaign_vars(c: &Campaign) -> minijinja::Value {
 
 /// One recipient's message of a campaign: personalised, links signed for (message, 0),
 /// with the open pixel when asked.
+/// Whom a campaign message is personalised for: a contact, or a test address.
+pub(crate) struct Addressee {
+    pub vars: ContactVars,
+    /// The contact's id; 0 for a test address that is no contact.
+    pub id: Id,
+    pub email: String,
+}
+
+impl From<&Contact> for Addressee {
+    fn from(c: &Contact) -> Self {
+        Addressee {
+            vars: ContactVars::from(c),
+            id: c.id,
+            email: c.email.clone(),
+        }
+    }
+}
+
 pub(crate) fn personalise(
     c: &Campaign,
     compiled: &CompiledTemplate,
-    contact: &Contact,
+    who: &Addressee,
     message: Id,
     links: &CampaignLinks,
     vars: &minijinja::Value,
     open_pixel: bool,
 ) -> Result<crate::templates::Rendered> {
     let builder: Arc<dyn LinkBuilder> = Arc::new(links.clone());
-    let cv = ContactVars::from(contact);
     let mut r = compiled.render(
         &Recipient {
-            contact: &cv,
+            contact: &who.vars,
             data: &serde_json::json!({}),
             target: LinkTarget {
                 campaign_id: c.id.to_string(),
-                contact_id: contact.id,
-                email: contact.email.clone(),
+                contact_id: who.id,
+                email: who.email.clone(),
                 message: Some((message, 0)),
             },
         },
@@ -360,7 +377,15 @@ impl Runner {
             let id = first_id + i as u64;
             let variant = Self::variant_at(c, *pos);
             let compiled = self.compiled(c, variant)?;
-            let r = personalise(c, &compiled, contact, id, &builder, &vars, track_opens)?;
+            let r = personalise(
+                c,
+                &compiled,
+                &Addressee::from(contact),
+                id,
+                &builder,
+                &vars,
+                track_opens,
+            )?;
             let mut headers = links.list_unsubscribe_headers(id, 0);
             headers.push((
                 "List-Id".into(),
@@ -450,17 +475,19 @@ impl Runner {
         let from = parse_mailbox("from", &c.from)?;
         let store = self.campaigns.store();
         let links = self.outbound.links().clone();
-        let builder: Arc<dyn LinkBuilder> = Arc::new(CampaignLinks {
+        let test_links = CampaignLinks {
             links: links.clone(),
             track_clicks: false,
-        });
+        };
         let vars = campaign_vars(&c);
         let mut out = Vec::new();
         for addr in to {
             let rcpt = parse_mailbox("to", addr)?;
             let email = crate::model::normalise_email(&rcpt.addr)
                 .map_err(|m| super::invalid("to", format!("{addr}: {m}")))?;
-            let cv = match store.contact_id_by_email(&email)? {
+            // the contact's own values when the address is one; sample values otherwise. The
+            // links name no contact (id 0): a test send never unsubscribes anyone.
+            let vars_of = match store.contact_id_by_email(&email)? {
                 Some(cid) => store
                     .contact(cid)?
                     .map(|k| ContactVars::from(&k))
@@ -472,21 +499,13 @@ impl Runner {
                     ..Default::default()
                 },
             };
+            let who = Addressee {
+                vars: vars_of,
+                id: 0,
+                email: email.clone(),
+            };
             let mid = store.allocate_out_message_id()?;
-            let r = compiled.render(
-                &Recipient {
-                    contact: &cv,
-                    data: &serde_json::json!({}),
-                    target: LinkTarget {
-                        campaign_id: c.id.to_string(),
-                        contact_id: 0,
-                        email: email.clone(),
-                        message: Some((mid, 0)),
-                    },
-                },
-                &vars,
-                &builder,
-            )?;
+            let r = personalise(&c, &compiled, &who, mid, &test_links, &vars, false)?;
             let draft = Draft {
                 from: from.clone(),
                 to: vec![rcpt.clone()],
