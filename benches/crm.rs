@@ -109,7 +109,8 @@ fn activity(i: usize, leads: usize) -> Activity {
         due: (kind == ActivityKind::Task)
             .then(|| format!("{}-{:02}-{:02}", 2026 + i % 2, 1 + i % 12, 1 + i % 28)),
         done: i.is_multiple_of(3),
-        owner_id: Some(1 + i as u64 % SALES_PEOPLE),
+        // by blocks of the kinds' cycle, so that every sales person has tasks
+        owner_id: Some(1 + (i / kinds.len()) as u64 % SALES_PEOPLE),
         created_at: t,
         updated_at: t,
     }
