@@ -113,6 +113,15 @@ async fn serve(settings: Settings) -> Result<()> {
         state.clone(),
         settings.data_dir.clone(),
     ));
+    // the segment row cache is built once per start (seconds for a million contacts): build
+    // it now, in the background, rather than at the first count someone waits for
+    {
+        let st = state.clone();
+        tokio::task::spawn_blocking(move || match st.segments.warm() {
+            Ok(s) => tracing::debug!(contacts = s.contacts, "segment cache warm"),
+            Err(e) => tracing::warn!(error = %e, "segment cache not built at start"),
+        });
+    }
     let housekeeping = {
         let st = state.clone();
         tokio::spawn(async move {
