@@ -377,7 +377,13 @@ impl Gdpr {
             consents,
             ..Default::default()
         };
-        self.export_person(actor, subject, &[email.to_lowercase()], person)
+        let email = email.trim().to_lowercase();
+        let emails: &[String] = if email.is_empty() {
+            &[]
+        } else {
+            std::slice::from_ref(&email)
+        };
+        self.export_person(actor, subject, emails, person)
     }
 
     fn export_person(

@@ -527,4 +527,19 @@ fn a_leads_person_is_exported_and_erased_without_trace() {
     assert_eq!(r.json::<Value>().unwrap()["contact_id"], cid);
     assert_eq!(s.get(&format!("/api/v1/contacts/{cid}")).status(), 404);
     assert_eq!(s.get(&format!("/api/v1/leads/{l2}")).status(), 404);
+
+    // a lead without an address: its export holds it and nobody else's records
+    let l3 = s.post(
+        "/api/v1/leads",
+        &json!({"first_name": "Nameless", "last_name": "Walkin", "company": "Fair stand"}),
+    );
+    let l3 = l3.json::<Value>().unwrap()["id"].as_u64().unwrap();
+    let x = s.get_json(&format!("/api/v1/leads/{l3}/export"));
+    assert!(x["contact"].is_null(), "{x}");
+    assert_eq!(x["other"]["crm_leads"].as_array().unwrap().len(), 1, "{x}");
+    assert_eq!(x["other"]["crm_leads"][0]["lead"]["id"], l3, "{x}");
+    assert_eq!(x["messages"], json!([]), "{x}");
+    let r = s.post(&format!("/api/v1/leads/{l3}/erase"), &json!({}));
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.get(&format!("/api/v1/leads/{l3}")).status(), 404);
 }

@@ -125,12 +125,27 @@ pub fn export_lead(
             other => return Ok(other?),
         }
     }
-    Ok(gdpr.export_address(
+    let mut export = gdpr.export_address(
         actor,
         &audit::record("lead", id),
         &lead.email,
         lead.consents.clone(),
-    )?)
+    )?;
+    // a lead without an address is found by none of the address look-ups: add it
+    let leads = export
+        .other
+        .entry("crm_leads".into())
+        .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+    if let Some(list) = leads.as_array_mut()
+        && !list.iter().any(|l| l["lead"]["id"] == id)
+    {
+        let acts = crm.store.crm_ids(&format!("activity/record/lead:{id}"))?;
+        list.push(serde_json::json!({
+            "lead": lead,
+            "activities": crm.store.crm_get_many::<Activity>(&acts)?,
+        }));
+    }
+    Ok(export)
 }
 
 /// Erases a lead's person (Art. 17): the contact with everything about it when the person
