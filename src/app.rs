@@ -99,6 +99,7 @@ impl App {
         let crm = Arc::new(crate::crm::Crm::new(store.clone(), contacts.clone()));
         crm.add_timeline_source(Arc::new(crate::campaigns::timeline::MailTimeline::new(
             store.clone(),
+            search.clone(),
         )));
         gdpr.register(Arc::new(crate::crm::personal::LeadPersonalData::new(
             store.clone(),

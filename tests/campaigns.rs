@@ -445,6 +445,41 @@ fn campaign_to_1000_contacts_exactly_once_signed_unsubscribable_and_tracked() {
             "email.sent"
         ]
     );
+    // an account shows its contacts' mail, named; an opportunity its primary contact's
+    let acc = created(
+        s.post("/api/v1/accounts", &json!({"name": "Customers"})),
+        "account",
+    );
+    let r = s.patch(
+        &format!("/api/v1/contacts/{engaged}"),
+        &json!({"account_id": acc["id"]}),
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        email_kinds(&format!("account/{}", acc["id"])),
+        [
+            "email.clicked",
+            "email.delivered",
+            "email.opened",
+            "email.sent"
+        ]
+    );
+    let items = s.get_json(&format!("/api/v1/records/account/{}/timeline", acc["id"]));
+    assert!(
+        items.to_string().contains("(to u0042@customers.test)"),
+        "{items}"
+    );
+    let opp = created(
+        s.post(
+            "/api/v1/opportunities",
+            &json!({"name": "Renewal", "account_id": acc["id"], "contact_id": quiet}),
+        ),
+        "opportunity",
+    );
+    assert_eq!(
+        email_kinds(&format!("opportunity/{}", opp["id"])),
+        ["email.delivered", "email.sent"]
+    );
 
     // one-click unsubscribe; the next campaign skips that contact
     let url = &one_click["u0007@customers.test"];

@@ -1,48 +1,73 @@
-//! The campaign mail a person was sent, opened and clicked, as items of their CRM timeline
-//! (contacts, and leads through the contact with their address).
+//! The campaign mail a person was sent, opened and clicked, as items of their CRM timeline:
+//! a contact's own, a lead's through the contact with its address, an opportunity's primary
+//! contact's, and an account's contacts' (named in each item).
 
 use crate::crm::TimelineItem;
-use crate::crm::model::Lead;
+use crate::crm::model::{Lead, Opportunity};
 use crate::model::{DeliveryState, Id};
+use crate::search::{ParsedQuery, Scope, SearchIndex};
 use crate::store::Store;
 use crate::store::campaigns::ContactMail;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
+/// An account's timeline shows the mail of at most this many of its contacts.
+const ACCOUNT_CONTACTS: usize = 200;
+
 /// Registered with [`crate::crm::Crm::add_timeline_source`].
 pub struct MailTimeline {
     store: Arc<Store>,
+    search: Arc<SearchIndex>,
 }
 
 impl MailTimeline {
-    pub fn new(store: Arc<Store>) -> MailTimeline {
-        MailTimeline { store }
+    pub fn new(store: Arc<Store>, search: Arc<SearchIndex>) -> MailTimeline {
+        MailTimeline { store, search }
     }
 
-    /// The contact a timeline record stands for: the contact itself, or a lead's converted
-    /// contact or the contact with the lead's address.
-    fn contact_of(&self, record: &str) -> crate::store::Result<Option<Id>> {
+    /// The contacts whose mail a timeline record shows, and whether to name them in the
+    /// items (an account has several): the contact itself; a lead's converted contact or the
+    /// contact with its address; an opportunity's primary contact; an account's contacts.
+    fn contacts_of(&self, record: &str) -> Result<(Vec<Id>, bool), String> {
         let Some((kind, id)) = record.split_once(':') else {
-            return Ok(None);
+            return Ok((Vec::new(), false));
         };
         let Ok(id) = id.parse::<Id>() else {
-            return Ok(None);
+            return Ok((Vec::new(), false));
         };
+        let err = |e: crate::store::StoreError| e.to_string();
+        let one = |c: Option<Id>| (c.into_iter().collect(), false);
         match kind {
-            "contact" => Ok(Some(id)),
+            "contact" => Ok(one(Some(id))),
             "lead" => {
-                let Some(lead) = self.store.crm_get::<Lead>(id)? else {
-                    return Ok(None);
+                let Some(lead) = self.store.crm_get::<Lead>(id).map_err(err)? else {
+                    return Ok(one(None));
                 };
-                if let Some(c) = lead.converted_contact_id {
-                    return Ok(Some(c));
+                if lead.converted_contact_id.is_some() {
+                    return Ok(one(lead.converted_contact_id));
                 }
                 if lead.email.is_empty() {
-                    return Ok(None);
+                    return Ok(one(None));
                 }
-                self.store.contact_id_by_email(&lead.email)
+                Ok(one(self
+                    .store
+                    .contact_id_by_email(&lead.email)
+                    .map_err(err)?))
             }
-            _ => Ok(None),
+            "opportunity" => Ok(one(self
+                .store
+                .crm_get::<Opportunity>(id)
+                .map_err(err)?
+                .and_then(|o| o.contact_id))),
+            "account" => {
+                let q = ParsedQuery::parse(&format!("account:{id}")).map_err(|e| e.to_string())?;
+                let hits = self
+                    .search
+                    .search(&q, Scope::All, 0, ACCOUNT_CONTACTS)
+                    .map_err(|e| e.to_string())?;
+                Ok((hits.ids, true))
+            }
+            _ => Ok(one(None)),
         }
     }
 }
@@ -117,21 +142,30 @@ pub fn mail_items(m: &ContactMail) -> Vec<TimelineItem> {
     out
 }
 
-impl crate::crm::TimelineSource for MailTimeline {
-    fn items(&self, record: &str) -> Vec<TimelineItem> {
-        let mail = self
-            .contact_of(record)
-            .and_then(|c| c.map(|c| self.store.contact_mail(c)).transpose());
-        match mail {
-            Ok(mail) => mail
-                .unwrap_or_default()
-                .iter()
-                .flat_map(mail_items)
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, record, "timeline: campaign mail unreadable");
-                Vec::new()
+impl MailTimeline {
+    fn all_items(&self, record: &str) -> Result<Vec<TimelineItem>, String> {
+        let (contacts, named) = self.contacts_of(record)?;
+        let mut out = Vec::new();
+        for c in contacts {
+            for m in self.store.contact_mail(c).map_err(|e| e.to_string())? {
+                let to = m.deliveries.first().map(|d| d.recipient.clone());
+                for mut item in mail_items(&m) {
+                    if named && let Some(to) = &to {
+                        item.title = format!("{} (to {to})", item.title);
+                    }
+                    out.push(item);
+                }
             }
         }
+        Ok(out)
+    }
+}
+
+impl crate::crm::TimelineSource for MailTimeline {
+    fn items(&self, record: &str) -> Vec<TimelineItem> {
+        self.all_items(record).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, record, "timeline: campaign mail unreadable");
+            Vec::new()
+        })
     }
 }
