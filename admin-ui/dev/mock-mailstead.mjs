@@ -117,7 +117,9 @@ function readBody(req) {
 }
 
 const EMAIL_RE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-const publicUser = (u) => ({ id: u.id, email: u.email, role: u.role, created_at: u.created_at });
+const publicUser = (u) => ({ id: u.id, email: u.email, role: u.role, team: u.team ?? null, created_at: u.created_at });
+/** A team as the server takes it: trimmed, "" is none; over 40 characters or control characters are refused. */
+const teamError = (t) => (t.length > 40 || /[\u0000-\u001f\u007f]/.test(t) ? 'A team name has at most 40 characters and no control characters.' : null);
 function listWithCount(l) {
   const member_count = db.contacts.filter((c) => c.lists.some((m) => m.list_id === l.id)).length;
   return { ...l, member_count };
@@ -461,7 +463,9 @@ async function handle(req, res) {
     if (!EMAIL_RE.test(b.email ?? '')) return fail(res, 422, 'invalid_email', 'That is not a valid email address.', 'email');
     if ((b.password ?? '').length < 8) return fail(res, 422, 'weak_password', 'Use at least 8 characters.', 'password');
     if (db.users.some((u) => u.email === b.email)) return fail(res, 409, 'duplicate_email', 'User exists.', 'email');
-    const u = { id: nextId(), email: b.email.toLowerCase(), role: b.role, pw: hash(b.password), created_at: now() };
+    const team = String(b.team ?? '').trim();
+    if (teamError(team)) return fail(res, 422, 'invalid_team', teamError(team), 'team');
+    const u = { id: nextId(), email: b.email.toLowerCase(), role: b.role, team: team || null, pw: hash(b.password), created_at: now() };
     db.users.push(u);
     save();
     return send(res, 201, publicUser(u));
@@ -472,6 +476,11 @@ async function handle(req, res) {
     if (m === 'PATCH') {
       const b = JSON.parse((await readBody(req)) || '{}');
       if (b.role) u.role = b.role;
+      if (b.team !== undefined) {
+        const team = String(b.team).trim();
+        if (teamError(team)) return fail(res, 422, 'invalid_team', teamError(team), 'team');
+        u.team = team || null;
+      }
       if (b.password !== undefined) {
         if (b.password.length < 8) return fail(res, 422, 'weak_password', 'Use at least 8 characters.', 'password');
         u.pw = hash(b.password);

@@ -7,6 +7,8 @@ export interface User {
   id: number;
   email: string;
   role: Role;
+  /** The user's team ("north"); a manager with a team sees only its members' CRM records. */
+  team?: string | null;
   created_at?: string;
 }
 
@@ -647,6 +649,7 @@ export interface DirectoryUser {
   id: number;
   email: string;
   role: Role;
+  team?: string | null;
 }
 
 // ---------------------------------------------------------------- GDPR
@@ -857,9 +860,10 @@ export const api = {
 
   // users
   getUsers: () => request<{ items: User[] }>('GET', '/api/v1/users'),
-  createUser: (input: { email: string; role: Role; password: string }) =>
+  createUser: (input: { email: string; role: Role; password: string; team?: string }) =>
     request<User>('POST', '/api/v1/users', { body: input }),
-  updateUser: (id: number, patch: { role?: Role; password?: string }) =>
+  /** `team: ""` takes the user out of their team. */
+  updateUser: (id: number, patch: { role?: Role; password?: string; team?: string }) =>
     request<User>('PATCH', `/api/v1/users/${id}`, { body: patch }),
   deleteUser: (id: number) => request<void>('DELETE', `/api/v1/users/${id}`),
 

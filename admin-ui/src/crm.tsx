@@ -73,8 +73,13 @@ export function useAction() {
 
 let directoryCache: { at: number; users: Promise<DirectoryUser[] | null> } | null = null;
 
+/** Drops the cached directory (after users, their roles or teams changed). */
+export function forgetDirectory(): void {
+  directoryCache = null;
+}
+
 /**
- * The user directory (id, email, role of every user), or null where the server has none or
+ * The user directory (id, email, role and team of every user), or null where the server has none or
  * refuses it: pickers then offer "me" and show other users by id. Cached for a minute.
  */
 export function useDirectory(): DirectoryUser[] | null {
@@ -124,12 +129,18 @@ interface OwnerSelectProps {
   onChange: (owner: number | null) => void;
 }
 
+/** "ada@example.test (you, north)": the email with "you" and the team where there are. */
+function ownerLabel(u: { email: string; team?: string | null }, self: boolean): string {
+  const notes = [self ? 'you' : '', u.team ?? ''].filter(Boolean);
+  return notes.length ? `${u.email} (${notes.join(', ')})` : u.email;
+}
+
 /** A select of users (or unassigned); without a directory: me, unassigned and the current id. */
 export function OwnerSelect({ id, label, visibleLabel, value, users, disabled, onChange }: OwnerSelectProps) {
   const me = useUser();
   const options: { id: number; label: string }[] = users
-    ? users.map((u) => ({ id: u.id, label: u.id === me.id ? `${u.email} (you)` : u.email }))
-    : [{ id: me.id, label: `${me.email} (you)` }];
+    ? users.map((u) => ({ id: u.id, label: ownerLabel(u, u.id === me.id) }))
+    : [{ id: me.id, label: ownerLabel(me, true) }];
   if (value != null && !options.some((o) => o.id === value)) options.push({ id: value, label: `user #${value}` });
   return (
     <span class="owner-select">

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, ROLES, toApiError, type ApiError, type Role, type User } from '../api';
+import { forgetDirectory } from '../crm';
 import {
   ConfirmDialog,
   ctl,
@@ -21,6 +22,7 @@ const ROLE_HELP: Record<Role, string> = {
   viewer: 'Read-only',
 };
 
+const TEAM_HINT = "Managers with a team see only their team's CRM records";
 export function UsersPage() {
   const me = useUser();
   const [users, setUsers] = useState<User[] | null>(null);
@@ -45,6 +47,7 @@ export function UsersPage() {
     try {
       const updated = await api.updateUser(u.id, { role });
       setUsers((us) => us?.map((x) => (x.id === u.id ? { ...x, ...(updated ?? {}), role: updated?.role ?? role } : x)) ?? null);
+      forgetDirectory();
       notify(`${u.email} is now ${role}`);
     } catch (e) {
       setError(toApiError(e));
@@ -61,6 +64,7 @@ export function UsersPage() {
     try {
       await api.deleteUser(u.id);
       setUsers((us) => us?.filter((x) => x.id !== u.id) ?? null);
+      forgetDirectory();
       notify(`Deleted ${u.email}`);
     } catch (e) {
       setError(toApiError(e));
@@ -73,7 +77,12 @@ export function UsersPage() {
   return (
     <section>
       <PageHeader title="Users" />
-      <CreateUser onCreated={(u) => setUsers((us) => [...(us ?? []), u])} />
+      <CreateUser
+        onCreated={(u) => {
+          setUsers((us) => [...(us ?? []), u]);
+          forgetDirectory();
+        }}
+      />
       <ErrorBanner error={error} />
       <div class="card">
         <h2>All users</h2>
@@ -85,6 +94,9 @@ export function UsersPage() {
               <tr>
                 <th scope="col">Email</th>
                 <th scope="col">Role</th>
+                <th scope="col" title={TEAM_HINT}>
+                  Team
+                </th>
                 <th scope="col">Created</th>
                 <th scope="col">
                   <span class="sr-only">Actions</span>
@@ -117,6 +129,15 @@ export function UsersPage() {
                           </option>
                         ))}
                       </select>
+                    </td>
+                    <td data-label="Team">
+                      <TeamInput
+                        user={u}
+                        onSaved={(team) => {
+                          setUsers((us) => us?.map((x) => (x.id === u.id ? { ...x, team } : x)) ?? null);
+                          forgetDirectory();
+                        }}
+                      />
                     </td>
                     <td data-label="Created">{formatDate(u.created_at)}</td>
                     <td class="actions">
@@ -169,21 +190,28 @@ function CreateUser({ onCreated }: { onCreated: (u: User) => void }) {
   const [email, setEmail] = useState('');
   const [role, setRole] = useState<Role>('viewer');
   const [password, setPassword] = useState('');
+  const [team, setTeam] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
-  useFocusErrorField(error, (f) => ({ email: 'user-email', role: 'user-role', password: 'user-password' })[f] ?? '');
+  useFocusErrorField(
+    error,
+    (f) => ({ email: 'user-email', role: 'user-role', password: 'user-password', team: 'user-team' })[f] ?? '',
+  );
 
   async function submit(e: Event) {
     e.preventDefault();
     setBusy(true);
     setError(null);
     try {
-      const u = await api.createUser({ email: email.trim(), role, password });
+      const t = team.trim();
+      // Without a team the field is left out (older servers refuse unknown fields).
+      const u = await api.createUser({ email: email.trim(), role, password, ...(t ? { team: t } : {}) });
       onCreated(u);
-      notify(`Created ${u.email}`);
+      notify(u.team ? `Created ${u.email} in team ${u.team}` : `Created ${u.email}`);
       setEmail('');
       setPassword('');
       setRole('viewer');
+      setTeam('');
     } catch (err) {
       setError(toApiError(err));
     } finally {
@@ -195,7 +223,7 @@ function CreateUser({ onCreated }: { onCreated: (u: User) => void }) {
     <form class="card" onSubmit={submit} noValidate aria-labelledby="new-user-title">
       <h2 id="new-user-title">New user</h2>
       <ErrorBanner error={error} />
-      <div class="row-3">
+      <div class="row-2">
         <Field id="user-email" label="Email" field="email" error={error}>
           <input
             {...ctl('user-email', 'email', error)}
@@ -205,15 +233,6 @@ function CreateUser({ onCreated }: { onCreated: (u: User) => void }) {
             value={email}
             onInput={(e) => setEmail(e.currentTarget.value)}
           />
-        </Field>
-        <Field id="user-role" label="Role" field="role" error={error} hint={ROLE_HELP[role]}>
-          <select {...ctl('user-role', 'role', error, true)} value={role} onChange={(e) => setRole(e.currentTarget.value as Role)}>
-            {ROLES.map((r) => (
-              <option key={r} value={r}>
-                {r}
-              </option>
-            ))}
-          </select>
         </Field>
         <Field id="user-password" label="Password" field="password" error={error}>
           <input
@@ -225,6 +244,25 @@ function CreateUser({ onCreated }: { onCreated: (u: User) => void }) {
             onInput={(e) => setPassword(e.currentTarget.value)}
           />
         </Field>
+        <Field id="user-role" label="Role" field="role" error={error} hint={ROLE_HELP[role]}>
+          <select {...ctl('user-role', 'role', error, true)} value={role} onChange={(e) => setRole(e.currentTarget.value as Role)}>
+            {ROLES.map((r) => (
+              <option key={r} value={r}>
+                {r}
+              </option>
+            ))}
+          </select>
+        </Field>
+        <Field id="user-team" label="Team (optional)" field="team" error={error} hint={TEAM_HINT}>
+          <input
+            {...ctl('user-team', 'team', error, true)}
+            type="text"
+            autoComplete="off"
+            placeholder="e.g. north"
+            value={team}
+            onInput={(e) => setTeam(e.currentTarget.value)}
+          />
+        </Field>
       </div>
       <div class="form-actions">
         <button type="submit" class="btn btn-primary" disabled={busy || !email.trim() || !password}>
@@ -232,6 +270,72 @@ function CreateUser({ onCreated }: { onCreated: (u: User) => void }) {
         </button>
       </div>
     </form>
+  );
+}
+
+/**
+ * A user's team, edited in place: saved when the value changes (on leaving the field or
+ * Enter), an empty field clears it; Escape puts back the saved team. A refused value stays in
+ * the field with the server's message under it.
+ */
+function TeamInput({ user, onSaved }: { user: User; onSaved: (team: string | null) => void }) {
+  const saved = user.team ?? '';
+  const [value, setValue] = useState(saved);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+  const id = `team-${user.id}`;
+
+  async function save(raw: string) {
+    const team = raw.trim();
+    setValue(team);
+    if (team === saved) {
+      setError(null);
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    try {
+      const updated = await api.updateUser(user.id, { team });
+      const now = updated?.team ?? (team || null);
+      setValue(now ?? '');
+      onSaved(now);
+      notify(now ? `${user.email} is now in team ${now}` : `${user.email} is in no team now`);
+    } catch (e) {
+      setError(toApiError(e));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <div class="team-edit">
+      <label class="sr-only" for={id}>
+        Team of {user.email}
+      </label>
+      <input
+        id={id}
+        type="text"
+        autoComplete="off"
+        placeholder="No team"
+        value={value}
+        readOnly={busy}
+        aria-invalid={error ? 'true' : undefined}
+        aria-describedby={error ? `${id}-error` : undefined}
+        onInput={(e) => setValue(e.currentTarget.value)}
+        onChange={(e) => save(e.currentTarget.value)}
+        onKeyDown={(e) => {
+          if (e.key === 'Escape') {
+            setValue(saved);
+            setError(null);
+          }
+        }}
+      />
+      {error ? (
+        <p class="field-error" id={`${id}-error`} role="alert">
+          {error.message}
+        </p>
+      ) : null}
+    </div>
   );
 }
 
