@@ -21,6 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   apiPost,
+  apiRequest,
   clickNav,
   createAdmin,
   launchBrowser,
@@ -44,6 +45,8 @@ const ADMIN_PASSWORD = 'correct-horse-battery-staple-42';
 const NEW_COMPANY = 'Zephyrtech';
 const VIEWER_EMAIL = 'viewer@example.test';
 const VIEWER_PASSWORD = 'viewer-password-for-e2e-7';
+const MANAGER_EMAIL = 'north-manager@example.test';
+const SALES_EMAIL = 'south-sales@example.test';
 const STEP_TIMEOUT = 15_000;
 const TX_FROM = 'Mailstead E2E <shop@example.test>';
 const TX_SUBJECT = 'Your e2e receipt';
@@ -551,6 +554,74 @@ function defineSuite() {
         await page.getByRole('button', { name: `Delete ${VIEWER_EMAIL}` }).click();
         await page.getByRole('dialog').getByRole('button', { name: 'Delete user' }).click();
         await until('the user row to disappear', async () => (await page.getByLabel(`Role of ${VIEWER_EMAIL}`).count()) === 0);
+      }),
+    );
+
+    await t.test(
+      'sets teams: in the new-user form, and set, refused and cleared in the users table',
+      step('user-teams', async () => {
+        const teamOf = async (email) => {
+          const u = (await fetchJson('/api/v1/users')).items.find((x) => x.email === email);
+          assert.ok(u, `${email} is listed by the API`);
+          return u.team;
+        };
+
+        // A manager created with a team (the form trims it).
+        await page.goto(`${base}/#/users`);
+        await page.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
+        await page.locator('#user-email').fill(MANAGER_EMAIL);
+        await page.locator('#user-role').selectOption('manager');
+        await page.locator('#user-password').fill('manager-password-for-e2e-3');
+        await page.getByLabel('Team (optional)').fill('  north ');
+        assert.match(await page.locator('#user-team-hint').innerText(), /Managers with a team see only their team's CRM records/);
+        await page.getByRole('button', { name: 'Create user' }).click();
+        const managerTeam = page.getByLabel(`Team of ${MANAGER_EMAIL}`);
+        await managerTeam.waitFor();
+        assert.equal(await managerTeam.inputValue(), 'north', 'the new row shows the team');
+        assert.equal(await teamOf(MANAGER_EMAIL), 'north', 'the team was saved with the new user');
+        assert.equal(await page.locator('#user-team').inputValue(), '', 'the form is emptied');
+
+        // Another user, made without a team, gets one in the table, then loses it again.
+        const made = await apiPost(`${base}/api/v1/users`, apiToken, { email: SALES_EMAIL, role: 'sales', password: 'sales-password-for-e2e-5' });
+        assert.equal(made.status, 201, made.text);
+        assert.equal(made.json.team ?? null, null, 'created without a team');
+        await page.reload();
+        const salesTeam = page.getByLabel(`Team of ${SALES_EMAIL}`);
+        await salesTeam.waitFor();
+        assert.equal(await salesTeam.inputValue(), '');
+        await salesTeam.fill('south');
+        await salesTeam.press('Tab'); // leaving the field saves it
+        await page.locator('.toast', { hasText: `${SALES_EMAIL} is now in team south` }).waitFor();
+        await until('the team to be saved', async () => (await teamOf(SALES_EMAIL)) === 'south');
+        assert.equal(await teamOf(MANAGER_EMAIL), 'north', "the other user's team is untouched");
+
+        // A name the server refuses: its message under the field, the saved team unchanged.
+        await salesTeam.fill('x'.repeat(41));
+        await salesTeam.press('Enter');
+        const teamError = page.locator(`#${await salesTeam.getAttribute('id')}-error`);
+        await teamError.waitFor();
+        assert.ok((await teamError.innerText()).trim().length > 0, 'the refusal is explained');
+        assert.equal(await salesTeam.getAttribute('aria-invalid'), 'true');
+        assert.equal(await teamOf(SALES_EMAIL), 'south', 'a refused team is not saved');
+        await salesTeam.press('Escape');
+        assert.equal(await salesTeam.inputValue(), 'south', 'Escape puts back the saved team');
+        assert.equal(await teamError.count(), 0, 'and drops the message');
+
+        // An empty field clears the team.
+        await salesTeam.fill('');
+        await salesTeam.press('Enter');
+        await page.locator('.toast', { hasText: `${SALES_EMAIL} is in no team now` }).waitFor();
+        await until('the team to be cleared', async () => (await teamOf(SALES_EMAIL)) === null);
+        await page.reload();
+        await page.getByLabel(`Team of ${SALES_EMAIL}`).waitFor();
+        assert.equal(await page.getByLabel(`Team of ${SALES_EMAIL}`).inputValue(), '');
+        assert.equal(await page.getByLabel(`Team of ${MANAGER_EMAIL}`).inputValue(), 'north');
+
+        for (const email of [MANAGER_EMAIL, SALES_EMAIL]) {
+          const id = (await fetchJson('/api/v1/users')).items.find((x) => x.email === email).id;
+          const del = await apiRequest('DELETE', `${base}/api/v1/users/${id}`, apiToken);
+          assert.ok(del.status >= 200 && del.status < 300, `DELETE ${email}: ${del.status}`);
+        }
       }),
     );
 
