@@ -183,12 +183,14 @@ fn main() {
         email: "admin@example.test".into(),
         role: Role::Admin,
         ip: None,
+        team: Vec::new(),
     };
     let sales = Actor {
         user_id: 7,
         email: "sales@example.test".into(),
         role: Role::Sales,
         ip: None,
+        team: Vec::new(),
     };
     for (who, actor) in [("admin", &admin), ("sales", &sales)] {
         let q = ListQuery {

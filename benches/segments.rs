@@ -290,6 +290,7 @@ fn main() -> anyhow::Result<()> {
         email: "bench@example.com".into(),
         role: Role::Admin,
         ip: None,
+        team: Vec::new(),
     };
     let sales = Actor {
         user_id: 5,

@@ -104,12 +104,38 @@ fn random_secret(prefix: &str) -> String {
     )
 }
 
-fn actor_of(u: &User) -> Actor {
-    Actor {
-        user_id: u.id,
-        email: u.email.clone(),
-        role: u.role,
-        ip: None,
+/// A team name: trimmed, at most 40 characters, no control characters; empty is no team.
+fn clean_team(t: &str) -> Result<Option<String>> {
+    let t = t.trim();
+    if t.chars().count() > 40 || t.chars().any(char::is_control) {
+        return Err(AccountError::Invalid {
+            field: "team",
+            message: "a team name is at most 40 characters, without control characters".into(),
+        });
+    }
+    Ok((!t.is_empty()).then(|| t.to_string()))
+}
+
+impl Accounts {
+    /// The actor a user acts as, with the members of their team.
+    fn actor_of(&self, u: &User) -> Result<Actor> {
+        let team = match &u.team {
+            Some(t) => self
+                .store
+                .users()?
+                .into_iter()
+                .filter(|m| m.team.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(t)))
+                .map(|m| m.id)
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Actor {
+            user_id: u.id,
+            email: u.email.clone(),
+            role: u.role,
+            ip: None,
+            team,
+        })
     }
 }
 
@@ -147,7 +173,7 @@ impl Accounts {
 
     /// Creates a user from the command line.
     pub fn create_user(&self, email: &str, role: Role, password: &str) -> Result<User> {
-        self.create_user_by(&Actor::system(), email, role, password)
+        self.create_user_by(&Actor::system(), email, role, password, None)
     }
 
     /// Creates a user; the audit trail names `actor` as its creator.
@@ -157,7 +183,9 @@ impl Accounts {
         email: &str,
         role: Role,
         password: &str,
+        team: Option<&str>,
     ) -> Result<User> {
+        let team = team.map(clean_team).transpose()?.flatten();
         let email = normalise_email(email).map_err(|m| AccountError::Invalid {
             field: "email",
             message: m,
@@ -169,6 +197,7 @@ impl Accounts {
             role,
             password_hash: hash_password(password)?,
             created_at: now(),
+            team,
         };
         Ok(self.store.write(|wtx| -> Result<User, StoreError> {
             let u = store::create_user_in(wtx, user)?;
@@ -215,7 +244,7 @@ impl Accounts {
             created_at: t,
             expires_at: t + self.session_ttl,
         };
-        let mut actor = actor_of(&user);
+        let mut actor = self.actor_of(&user)?;
         actor.ip = Some(ip.to_string());
         self.store.write(|wtx| -> Result<(), StoreError> {
             store::put_session_in(wtx, &secret_hash(&secret), &session)?;
@@ -239,7 +268,7 @@ impl Accounts {
             .store
             .user(session.user_id)?
             .ok_or(AccountError::Unauthenticated)?;
-        Ok((actor_of(&user), session))
+        Ok((self.actor_of(&user)?, session))
     }
 
     pub fn logout(&self, actor: &Actor, secret: &str) -> Result<()> {
@@ -272,7 +301,7 @@ impl Accounts {
                 tracing::warn!(error = %e, "could not record token use");
             }
         }
-        Ok((actor_of(&user), t))
+        Ok((self.actor_of(&user)?, t))
     }
 
     /// Creates an API token for `user_id`. The plaintext is returned once and not kept.
@@ -360,9 +389,10 @@ impl Accounts {
         email: &str,
         role: Role,
         password: &str,
+        team: Option<&str>,
     ) -> Result<User> {
         actor.check_users(Action::Create)?;
-        self.create_user_by(actor, email, role, password)
+        self.create_user_by(actor, email, role, password, team)
     }
 
     pub fn update_user(
@@ -371,6 +401,7 @@ impl Accounts {
         id: Id,
         role: Option<Role>,
         password: Option<&str>,
+        team: Option<&str>,
     ) -> Result<User> {
         actor.check_users(Action::Update)?;
         let mut u = self.store.user(id)?.ok_or(AccountError::NotFound("user"))?;
@@ -388,8 +419,12 @@ impl Accounts {
             check_password_strength(p)?;
             u.password_hash = hash_password(p)?;
         }
-        // A role change is a permission change; a new password is recorded without a value.
-        let action = if before.role != u.role {
+        if let Some(t) = team {
+            u.team = clean_team(t)?;
+        }
+        // A role or team change is a permission change; a new password is recorded without a
+        // value.
+        let action = if before.role != u.role || before.team != u.team {
             AuditAction::Permission
         } else {
             AuditAction::Update
@@ -496,7 +531,7 @@ mod tests {
         let u = acc
             .create_user("api@example.test", Role::Marketing, "a long password")
             .unwrap();
-        let actor = actor_of(&u);
+        let actor = acc.actor_of(&u).unwrap();
         let (t, secret) = acc.create_token(&actor, u.id, "ci").unwrap();
         assert!(secret.starts_with("ms_"));
         assert_ne!(t.hash.to_vec(), secret.as_bytes().to_vec());

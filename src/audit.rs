@@ -151,6 +151,7 @@ pub fn recipient(ip: Option<String>) -> Actor {
         email: "recipient".into(),
         role: crate::model::Role::Viewer,
         ip,
+        team: Vec::new(),
     }
 }
 
@@ -679,6 +680,7 @@ mod tests {
             email: "boss@example.test".into(),
             role: Role::Admin,
             ip: Some("192.0.2.1".into()),
+            team: Vec::new(),
         };
         (Audit::new(store).unwrap(), admin)
     }

@@ -162,6 +162,9 @@ pub struct User {
     pub password_hash: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// The team the user belongs to: a manager with a team sees the team's CRM records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -2,6 +2,11 @@
 //! it for every record they read or write, and hand its [`Scope`] to search and counts so that
 //! lists, counts and exports are filtered the same way as single reads. Nothing here knows
 //! about HTTP; a record the actor may not see is reported as not found.
+//!
+//! Roles: admins and managers see and change everything, except that a manager with a team
+//! sees and assigns only the CRM records (leads, accounts, opportunities, activities) of the
+//! team's members and the unassigned ones; sales people see what they own (and unassigned
+//! leads); marketing sees contacts and leads but no amounts; viewers only read.
 
 use crate::crm::model::Kind;
 use crate::model::{ApiToken, Contact, Id, Role};
@@ -15,6 +20,8 @@ pub struct Actor {
     pub role: Role,
     /// The client address the request came from (recorded in the audit trail).
     pub ip: Option<String>,
+    /// The members of the user's team (the user included); empty without a team.
+    pub team: Vec<Id>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,21 +64,24 @@ fn forbid(actor: &Actor, action: Action, what: &'static str) -> Denied {
     }
 }
 
-/// Which CRM records of one kind an actor sees: all of them, or those they own (and, for
-/// leads, the unassigned ones). Lists, counts and the pipeline board filter by it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which CRM records of one kind an actor sees: all of them, those they own (and, for
+/// leads, the unassigned ones), or those of their team and the unassigned ones. Lists,
+/// counts and the pipeline board filter by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CrmScope {
     All,
     Owned { user: Id, unassigned: bool },
+    Team { users: Vec<Id> },
 }
 
 impl CrmScope {
-    pub fn allows(self, owner: Option<Id>) -> bool {
+    pub fn allows(&self, owner: Option<Id>) -> bool {
         match self {
             CrmScope::All => true,
             CrmScope::Owned { user, unassigned } => {
-                owner == Some(user) || (unassigned && owner.is_none())
+                owner == Some(*user) || (*unassigned && owner.is_none())
             }
+            CrmScope::Team { users } => owner.is_none_or(|o| users.contains(&o)),
         }
     }
 }
@@ -84,6 +94,9 @@ impl Actor {
             Role::Sales => CrmScope::Owned {
                 user: self.user_id,
                 unassigned: kind == Kind::Lead,
+            },
+            Role::Manager if !self.team.is_empty() => CrmScope::Team {
+                users: self.team.clone(),
             },
             _ => CrmScope::All,
         }
@@ -115,6 +128,13 @@ impl Actor {
     /// lead unassigned); admins, managers and marketing anybody.
     pub fn check_assign_crm(&self, kind: Kind, owner: Option<Id>) -> Result<(), Denied> {
         match self.role {
+            Role::Manager if !self.team.is_empty() => {
+                if self.crm_scope(kind).allows(owner) {
+                    Ok(())
+                } else {
+                    Err(forbid(self, Action::Update, "records outside the team"))
+                }
+            }
             Role::Admin | Role::Manager | Role::Marketing => Ok(()),
             Role::Sales if owner == Some(self.user_id) => Ok(()),
             Role::Sales if owner.is_none() && kind == Kind::Lead => Ok(()),
@@ -142,6 +162,7 @@ impl Actor {
             email: "cli".into(),
             role: Role::Admin,
             ip: None,
+            team: Vec::new(),
         }
     }
 
@@ -351,6 +372,7 @@ mod tests {
             email: format!("u{id}@example.test"),
             role,
             ip: None,
+            team: Vec::new(),
         }
     }
 
@@ -372,6 +394,31 @@ mod tests {
             updated_at: now(),
             seq: 0,
         }
+    }
+
+    #[test]
+    fn a_manager_with_a_team_sees_and_assigns_within_it() {
+        let mut m = actor(Role::Manager, 2);
+        assert_eq!(m.crm_scope(Kind::Opportunity), CrmScope::All);
+        m.team = vec![2, 3];
+        for kind in [Kind::Lead, Kind::Account, Kind::Opportunity, Kind::Activity] {
+            let scope = m.crm_scope(kind);
+            assert!(scope.allows(Some(3)) && scope.allows(Some(2)) && scope.allows(None));
+            assert!(!scope.allows(Some(5)));
+            assert_eq!(
+                m.check_crm(kind, Some(5), Action::Read),
+                Err(Denied::NotVisible)
+            );
+            assert!(m.check_assign_crm(kind, Some(3)).is_ok());
+            assert!(m.check_assign_crm(kind, None).is_ok());
+            assert!(m.check_assign_crm(kind, Some(5)).is_err());
+        }
+        // teams narrow managers' CRM records only: contacts stay theirs to see
+        assert_eq!(m.contact_scope(), Scope::All);
+        // a team means nothing to other roles
+        let mut admin = actor(Role::Admin, 1);
+        admin.team = vec![1];
+        assert_eq!(admin.crm_scope(Kind::Lead), CrmScope::All);
     }
 
     #[test]

@@ -235,6 +235,7 @@ fn first_admin(app: &App) -> Result<()> {
                 email,
                 Role::Admin,
                 app.settings.admin_password.expose(),
+                None,
             )?;
             tracing::info!(email = %u.email, "created the first admin from MAILSTEAD_ADMIN_EMAIL");
         }

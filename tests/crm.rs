@@ -1462,3 +1462,108 @@ fn renewals_and_lead_scores_select_campaign_audiences() {
     assert_eq!(st, 422, "{e}");
     assert!(e["message"].as_str().unwrap().contains("number"), "{e}");
 }
+
+#[test]
+fn a_manager_with_a_team_sees_the_teams_records_and_the_unassigned() {
+    let s = Server::start_with(&[FAST]);
+    let user = |email: &str, role: &str, team: Option<&str>| -> u64 {
+        let mut body = json!({"email": email, "role": role, "password": PASSWORD});
+        if let Some(t) = team {
+            body["team"] = json!(t);
+        }
+        id(&created(s.post("/api/v1/users", &body)))
+    };
+    let north_rep = user("north.rep@example.test", "sales", Some("North"));
+    let south_rep = user("south.rep@example.test", "sales", Some("south"));
+    let lead_of = |owner: Option<u64>, name: &str| {
+        id(&created(s.post(
+            "/api/v1/leads",
+            &json!({"first_name": name, "assigned_to": owner}),
+        )))
+    };
+    let north_lead = lead_of(Some(north_rep), "Nora");
+    let south_lead = lead_of(Some(south_rep), "Sam");
+    let free_lead = lead_of(None, "Fay");
+    let north_opp = id(&created(s.post(
+        "/api/v1/opportunities",
+        &json!({"name": "North deal", "owner_id": north_rep}),
+    )));
+    let south_opp = id(&created(s.post(
+        "/api/v1/opportunities",
+        &json!({"name": "South deal", "owner_id": south_rep}),
+    )));
+    // a manager in the north team (team names compare case-insensitively)
+    let (boss, boss_token) = s.user_with_token("north.boss@example.test", "manager");
+    let r = s.patch(&format!("/api/v1/users/{boss}"), &json!({"team": "north"}));
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["team"], "north");
+    let get = |path: &str| call(&s, &boss_token, "GET", path, None);
+    let mut want = vec![north_lead, free_lead];
+    want.sort_unstable();
+    assert_eq!(ids_of(&get("/api/v1/leads").json().unwrap()), want);
+    assert_eq!(
+        get("/api/v1/leads/count").json::<Value>().unwrap()["count"],
+        2
+    );
+    assert_eq!(get(&format!("/api/v1/leads/{south_lead}")).status(), 404);
+    assert_eq!(
+        ids_of(&get("/api/v1/opportunities").json().unwrap()),
+        vec![north_opp]
+    );
+    assert_eq!(
+        get(&format!("/api/v1/opportunities/{south_opp}")).status(),
+        404
+    );
+    let board: Value = get("/api/v1/pipeline").json().unwrap();
+    let cards: u64 = board["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|st| st["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(cards, 1, "{board}");
+    let csv = get("/api/v1/leads/export").text().unwrap();
+    assert!(
+        csv.contains("Nora") && csv.contains("Fay") && !csv.contains("Sam"),
+        "{csv}"
+    );
+    // assigns within the team only
+    let r = call(
+        &s,
+        &boss_token,
+        "PATCH",
+        &format!("/api/v1/leads/{free_lead}"),
+        Some(&json!({"assigned_to": north_rep})),
+    );
+    assert_eq!(r.status(), 200);
+    let r = call(
+        &s,
+        &boss_token,
+        "PATCH",
+        &format!("/api/v1/leads/{north_lead}"),
+        Some(&json!({"assigned_to": south_rep})),
+    );
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        s.get_json(&format!("/api/v1/leads/{north_lead}"))["assigned_to"],
+        north_rep
+    );
+    // out of the team: everything again; the change is a permission change in the audit
+    let r = s.patch(&format!("/api/v1/users/{boss}"), &json!({"team": ""}));
+    assert!(r.json::<Value>().unwrap()["team"].is_null());
+    assert_eq!(
+        get("/api/v1/leads/count").json::<Value>().unwrap()["count"],
+        3
+    );
+    let audit = s.get_json(&format!("/api/v1/audit?record=user:{boss}"));
+    assert!(audit.to_string().contains("\"permission\""), "{audit}");
+    // a bad team name is named
+    let (st, e) = error_of(s.patch(
+        &format!("/api/v1/users/{boss}"),
+        &json!({"team": "x".repeat(41)}),
+    ));
+    assert_eq!((st, e["field"].as_str()), (422, Some("team")), "{e}");
+    // the directory shows teams
+    let dir = s.get_json("/api/v1/users/directory");
+    assert!(dir.to_string().contains("\"team\":\"North\""), "{dir}");
+}

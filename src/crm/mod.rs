@@ -744,12 +744,23 @@ impl Crm {
     fn conditions<R: Listed>(&self, actor: &Actor, q: &ListQuery) -> Result<Vec<Vec<Term>>> {
         let kind = R::KIND;
         let mut groups = R::filters(&self.store, q)?;
-        if let CrmScope::Owned { user, unassigned } = actor.crm_scope(kind) {
-            let mut g = vec![Term::Key(owner_index(kind.as_str(), Some(user)))];
-            if unassigned {
-                g.push(Term::Key(owner_index(kind.as_str(), None)));
+        match actor.crm_scope(kind) {
+            CrmScope::All => {}
+            CrmScope::Owned { user, unassigned } => {
+                let mut g = vec![Term::Key(owner_index(kind.as_str(), Some(user)))];
+                if unassigned {
+                    g.push(Term::Key(owner_index(kind.as_str(), None)));
+                }
+                groups.push(g);
             }
-            groups.push(g);
+            CrmScope::Team { users } => {
+                let mut g: Vec<Term> = users
+                    .iter()
+                    .map(|u| Term::Key(owner_index(kind.as_str(), Some(*u))))
+                    .collect();
+                g.push(Term::Key(owner_index(kind.as_str(), None)));
+                groups.push(g);
+            }
         }
         if let Some(o) = q.owner.as_deref() {
             let owner = match o.trim() {

@@ -15,6 +15,8 @@ pub struct UserView {
     pub id: Id,
     pub email: String,
     pub role: Role,
+    /// A manager with a team sees only the team's CRM records (and unassigned ones).
+    pub team: Option<String>,
     pub created_at: String,
 }
 
@@ -24,6 +26,7 @@ impl From<User> for UserView {
             id: u.id,
             email: u.email,
             role: u.role,
+            team: u.team,
             created_at: u
                 .created_at
                 .format(&time::format_description::well_known::Rfc3339)
@@ -142,6 +145,8 @@ pub struct NewUser {
     pub email: String,
     pub role: Role,
     pub password: String,
+    /// Optional team name.
+    pub team: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -149,6 +154,8 @@ pub struct NewUser {
 pub struct UserPatch {
     pub role: Option<Role>,
     pub password: Option<String>,
+    /// A team name; `""` takes the user out of their team.
+    pub team: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", responses((status = 200, body = UserPage), (status = 403, body = super::error::ErrorBody)))]
@@ -168,6 +175,7 @@ pub struct DirectoryEntry {
     pub id: Id,
     pub email: String,
     pub role: Role,
+    pub team: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -189,6 +197,7 @@ pub async fn directory(
                 id: u.id,
                 email: u.email,
                 role: u.role,
+                team: u.team,
             })
             .collect(),
     }))
@@ -202,7 +211,7 @@ pub async fn create_user(
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let u = blocking(move || {
         app.accounts
-            .admin_create_user(&actor, &b.email, b.role, &b.password)
+            .admin_create_user(&actor, &b.email, b.role, &b.password, b.team.as_deref())
     })
     .await?;
     Ok((StatusCode::CREATED, Json(u.into())))
@@ -217,7 +226,7 @@ pub async fn update_user(
 ) -> Result<Json<UserView>, ApiError> {
     let u = blocking(move || {
         app.accounts
-            .update_user(&actor, id, b.role, b.password.as_deref())
+            .update_user(&actor, id, b.role, b.password.as_deref(), b.team.as_deref())
     })
     .await?;
     Ok(Json(u.into()))

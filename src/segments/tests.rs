@@ -231,6 +231,7 @@ fn actor(role: Role, id: Id) -> Actor {
         email: format!("u{id}@example.test"),
         role,
         ip: None,
+        team: Vec::new(),
     }
 }
 
