@@ -17,6 +17,7 @@ import { apiRequest, clickNav, e2eSuite, login, repoRoot, startSmtpSink, until, 
 const ADMIN_EMAIL = 'crm-admin@example.test';
 const ADMIN_PASSWORD = 'crm-e2e-password-4242';
 const SALES_EMAIL = 'sally.sales@example.test';
+const SALES_TEAM = 'east';
 
 await withPrerequisites('CRM console end-to-end', (chromium) => defineSuite(chromium));
 
@@ -58,7 +59,12 @@ function defineSuite(chromium) {
       s.step('lead-inbox', async () => {
         const users = (await get('/api/v1/users')).items;
         ids.admin = users.find((u) => u.email === ADMIN_EMAIL).id;
-        ids.sales = (await s.api('POST', '/api/v1/users', { email: SALES_EMAIL, role: 'sales', password: 'sales-e2e-password-99' })).id;
+        ids.sales = (await s.api('POST', '/api/v1/users', {
+          email: SALES_EMAIL,
+          role: 'sales',
+          password: 'sales-e2e-password-99',
+          team: SALES_TEAM,
+        })).id;
         // the default scoring rules favour heads, directors and training managers at mid-sized firms
         const leads = [
           { first_name: 'Ivo', last_name: 'Intern', email: 'ivo@small.example', job_title: 'Intern', company: 'Small Ltd', company_size: '5' },
@@ -96,9 +102,12 @@ function defineSuite(chromium) {
         await breakdown.waitFor();
         assert.match(await breakdown.innerText(), /job_title contains "head"/);
 
-        // assign Quinn to the sales user, picked by address from the user directory
+        // assign Quinn to the sales user, picked by address (and team) from the user directory
         const quinn = ids['quinn@mid.example'];
-        await page().getByLabel('Assign Quinn Quality to').selectOption({ label: SALES_EMAIL });
+        const assign = page().getByLabel('Assign Quinn Quality to');
+        await assign.selectOption({ label: `${SALES_EMAIL} (${SALES_TEAM})` });
+        const options = await assign.locator('option').allInnerTexts();
+        assert.ok(options.includes(`${ADMIN_EMAIL} (you)`), `the admin (no team) is "you": ${options}`);
         await until('the assignment saved', async () => (await get(`/api/v1/leads/${quinn}`)).assigned_to === ids.sales);
         // the owner filter: Quinn is no longer unassigned
         const owner = page().getByLabel('Owner', { exact: true });
