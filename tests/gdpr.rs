@@ -212,6 +212,12 @@ fn export_consents_erasure_without_trace() {
     );
     assert_eq!(r.status(), 201, "{}", r.text().unwrap_or_default());
 
+    // the dispatcher fans events out to the webhook outbox in the background: wait for the
+    // person's events to be there before exporting
+    wait("the webhook outbox holds the person's events", || {
+        let x = s.get_json(&format!("/api/v1/contacts/{id}/export"));
+        !x["webhook_deliveries"].as_array().unwrap().is_empty()
+    });
     // the export: one JSON attachment with everything
     let r = s.get(&format!("/api/v1/contacts/{id}/export"));
     assert_eq!(r.status(), 200);
