@@ -119,13 +119,15 @@ fn resolve(store: &Store, p: &Pred, now: OffsetDateTime) -> Result<Vec<Id>, Stor
                 }
                 _ => every::<Lead>(store)?,
             };
+            // the contacts of the leads not converted, by address, in one read
+            let by_email = store.contact_ids_by_email(
+                &leads.iter().map(|l| l.email.as_str()).collect::<Vec<_>>(),
+            )?;
             let mut best: HashMap<Id, i64> = HashMap::new();
-            for l in leads {
-                let contact = match l.converted_contact_id {
-                    Some(c) => Some(c),
-                    None if !l.email.is_empty() => store.contact_id_by_email(&l.email)?,
-                    None => None,
-                };
+            for (l, by_email) in leads.iter().zip(by_email) {
+                let contact = l
+                    .converted_contact_id
+                    .or(by_email.filter(|_| !l.email.is_empty()));
                 if let Some(c) = contact {
                     let s = best.entry(c).or_insert(l.score);
                     *s = (*s).max(l.score);

@@ -212,6 +212,16 @@ impl Store {
             .map(|v| v.value()))
     }
 
+    /// The contact id of each address (normalised), in one snapshot.
+    pub fn contact_ids_by_email(&self, emails: &[&str]) -> Result<Vec<Option<Id>>> {
+        let rtx = self.db().begin_read()?;
+        let t = rtx.open_table(CONTACT_BY_EMAIL)?;
+        emails
+            .iter()
+            .map(|e| Ok(t.get(*e)?.map(|v| v.value())))
+            .collect()
+    }
+
     pub fn contact_count(&self) -> Result<u64> {
         let rtx = self.db().begin_read()?;
         Ok(rtx.open_table(CONTACTS)?.len()?)
