@@ -43,16 +43,9 @@ impl MailTimeline {
                 let Some(lead) = self.store.crm_get::<Lead>(id).map_err(err)? else {
                     return Ok(one(None));
                 };
-                if lead.converted_contact_id.is_some() {
-                    return Ok(one(lead.converted_contact_id));
-                }
-                if lead.email.is_empty() {
-                    return Ok(one(None));
-                }
-                Ok(one(self
-                    .store
-                    .contact_id_by_email(&lead.email)
-                    .map_err(err)?))
+                Ok(one(
+                    crate::crm::personal::contact_of(&self.store, &lead).map_err(err)?
+                ))
             }
             "opportunity" => Ok(one(self
                 .store
@@ -60,10 +53,9 @@ impl MailTimeline {
                 .map_err(err)?
                 .and_then(|o| o.contact_id))),
             "account" => {
-                let q = ParsedQuery::parse(&format!("account:{id}")).map_err(|e| e.to_string())?;
                 let hits = self
                     .search
-                    .search(&q, Scope::All, 0, ACCOUNT_CONTACTS)
+                    .search(&ParsedQuery::account(id), Scope::All, 0, ACCOUNT_CONTACTS)
                     .map_err(|e| e.to_string())?;
                 Ok((hits.ids, true))
             }

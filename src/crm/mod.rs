@@ -1273,8 +1273,7 @@ impl Crm {
     /// Deletes an account without sub-accounts or opportunities; its contacts stay, unlinked
     /// from it in the same transaction.
     pub fn delete_account(&self, actor: &Actor, id: Id) -> Result<()> {
-        let linked = ParsedQuery::parse(&format!("account:{id}"))
-            .map_err(|e| CrmError::Contact(ContactError::from(e)))?;
+        let linked = ParsedQuery::account(id);
         self.contacts.write_with(true, |ctx| -> Result<()> {
             let crm = CrmTx::new(ctx.wtx());
             // contacts written before this transaction are in the index (writes take the

@@ -67,11 +67,7 @@ impl PersonalDataSource for LeadPersonalData {
     fn export(&self, emails: &[String]) -> Result<serde_json::Value> {
         let mut out = Vec::new();
         for lead in self.store.crm_get_many::<Lead>(&self.lead_ids(emails)?)? {
-            let ids = self
-                .store
-                .crm_ids(&format!("activity/record/lead:{}", lead.id))?;
-            let activities = self.store.crm_get_many::<Activity>(&ids)?;
-            out.push(serde_json::json!({"lead": lead, "activities": activities}));
+            out.push(exported(&self.store, lead)?);
         }
         Ok(serde_json::Value::Array(out))
     }
@@ -92,12 +88,16 @@ impl PersonalDataSource for LeadPersonalData {
     }
 }
 
-/// Retention for leads that never became customers: an unconverted lead with no change and
-/// no activity for `days` is deleted with its activities (their audit history redacted, one
-/// entry per lead recording why), in one transaction.
+/// A lead with its activities, as exports hold it.
+fn exported(store: &Store, lead: Lead) -> Result<serde_json::Value> {
+    let ids = store.crm_ids(&format!("activity/record/lead:{}", lead.id))?;
+    let activities = store.crm_get_many::<Activity>(&ids)?;
+    Ok(serde_json::json!({"lead": lead, "activities": activities}))
+}
+
 /// The contact a lead's person is, if any: the one it was converted into, or the one with
 /// its address.
-fn contact_of(store: &Store, lead: &Lead) -> crate::store::Result<Option<Id>> {
+pub fn contact_of(store: &Store, lead: &Lead) -> crate::store::Result<Option<Id>> {
     if let Some(c) = lead.converted_contact_id
         && store.contact(c)?.is_some()
     {
@@ -139,11 +139,7 @@ pub fn export_lead(
     if let Some(list) = leads.as_array_mut()
         && !list.iter().any(|l| l["lead"]["id"] == id)
     {
-        let acts = crm.store.crm_ids(&format!("activity/record/lead:{id}"))?;
-        list.push(serde_json::json!({
-            "lead": lead,
-            "activities": crm.store.crm_get_many::<Activity>(&acts)?,
-        }));
+        list.push(exported(&crm.store, lead)?);
     }
     Ok(export)
 }
@@ -188,6 +184,9 @@ pub fn erase_lead(
     })
 }
 
+/// Retention for leads that never became customers: an unconverted lead with no change and
+/// no activity for `days` is deleted with its activities (their audit history redacted, one
+/// entry per lead recording why), in one transaction.
 pub struct UnconvertedLeads {
     pub days: u32,
     pub store: Arc<Store>,

@@ -73,6 +73,17 @@ pub struct ParsedQuery {
 }
 
 impl ParsedQuery {
+    /// The contacts of a CRM account (what `account:ID` finds).
+    pub fn account(id: u64) -> ParsedQuery {
+        ParsedQuery {
+            clauses: vec![Clause {
+                negate: false,
+                filter: Some((Filter::Account, None)),
+                value: id.to_string(),
+            }],
+        }
+    }
+
     pub fn parse(input: &str) -> Result<ParsedQuery, QueryError> {
         if input.len() > 1000 {
             return Err(QueryError {
